@@ -1,0 +1,62 @@
+# mod_bbstatus
+#   make            build .libs/mod_bbstatus.so with apxs
+#   make check      install missing Debian packages, build, run every test
+#   make demo       the module in front of simulated Bitbucket nodes
+#   make install    install into the system httpd (apxs -i, Debian conf)
+# See README for the rest.
+
+.DEFAULT_GOAL := all
+include apxs.mk
+
+PYTHON ?= /usr/bin/python3
+PYTEST ?= $(PYTHON) -m pytest
+CC ?= cc
+
+APR_CFLAGS := $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
+APR_LIBS := $(shell apr-1-config --link-ld 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+CORE_CFLAGS := -std=c99 -Wall -Wextra -g -O2 -Iinclude $(APR_CFLAGS) $(JANSSON_CFLAGS)
+ifeq ($(WERROR),1)
+CORE_CFLAGS += -Werror
+endif
+CORE_SRC := $(wildcard src/bbs_*.c)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := tests/unit/bbs_unit
+
+.PHONY: all deps check check-unit check-integration check-guards bench \
+        bench-decide demo demo-stop install uninstall clean
+
+all: $(MODULE_SO)
+
+deps:
+	@bash scripts/deps.sh check
+
+$(UNIT_BIN): $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h)
+	$(CC) $(CORE_CFLAGS) $(CHECK_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) \
+	    $(APR_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS)
+
+check-unit: $(UNIT_BIN)
+	CK_DEFAULT_TIMEOUT=60 ./$(UNIT_BIN) tests/unit/cases
+
+check-guards:
+	@bash scripts/check-guards.sh
+
+check-integration: $(MODULE_SO)
+	$(PYTEST) -q -p no:cacheprovider tests/nodes tests/integration
+
+# Unit tests first: they are fast and say the most when the core breaks.
+check: deps
+	$(MAKE) all check-guards check-unit
+	$(MAKE) check-integration
+	@echo "make check: unit and integration tests passed"
+
+bench/bench_decide: bench/bench_decide.c $(CORE_SRC) $(wildcard include/*.h)
+	$(CC) $(CORE_CFLAGS) -O2 -o $@ bench/bench_decide.c $(CORE_SRC) \
+	    $(APR_LIBS) $(JANSSON_LIBS)
+
+bench-decide: bench/bench_decide
+	./bench/bench_decide 2
+
+clean: apxs-clean
+	rm -f $(UNIT_BIN) bench/bench_decide

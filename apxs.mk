@@ -1,0 +1,34 @@
+# Building and installing the module with apxs.
+# Included by the top-level Makefile; usable alone with `make -f apxs.mk`.
+
+APXS ?= apxs
+PKG_CONFIG ?= pkg-config
+
+JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+
+MODULE := mod_bbstatus
+MODULE_SO := .libs/$(MODULE).so
+MODULE_SRC := $(MODULE).c $(sort $(wildcard src/*.c))
+MODULE_HDR := $(wildcard include/*.h src/*.h)
+
+# Warnings are errors in CI (WERROR=1), so a new warning cannot land.
+BBS_WARN := -Wc,-std=c99 -Wc,-Wall -Wc,-Wextra
+ifeq ($(WERROR),1)
+BBS_WARN += -Wc,-Werror
+endif
+
+$(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map
+	$(APXS) -c -o $(MODULE).la -Iinclude -Isrc $(BBS_WARN) \
+	    -Wl,-Wl$(comma)--version-script=$(CURDIR)/$(MODULE).map \
+	    $(addprefix -Wc$(comma),$(JANSSON_CFLAGS)) \
+	    $(MODULE_SRC) $(JANSSON_LIBS)
+
+comma := ,
+
+.PHONY: apxs-install apxs-clean
+apxs-install: $(MODULE_SO)
+	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$$($(APXS) -q LIBEXECDIR) -n bbstatus $(MODULE).la
+
+apxs-clean:
+	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o

@@ -1,0 +1,107 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * mod_bbstatus: hcmethod=BBSTATUS for mod_proxy_balancer members, decided
+ * from the JSON "state" that Atlassian Data Center nodes report on
+ * /status, and a diagnostics handler and server-status section that show
+ * each decision with its reason.
+ *
+ * This file holds the module record and the hook registration; the parts
+ * live in src/: the decision core (bbs_decide.c), the directives
+ * (mod_bbstatus_config.c), the method row (_method.c), shared records
+ * (_shm.c), the checker (_watchdog.c), the probe (_probe.c) and the
+ * diagnostics (_handler.c, _status.c).
+ */
+#include "apr_hash.h"
+#include "http_request.h"
+#include "mod_status.h"
+
+#include "mod_bbstatus_private.h"
+
+static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *vs;
+    apr_hash_t *seen = apr_hash_make(ptemp);
+    int rv;
+
+    /* the first, throw-away configuration pass starts nothing */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if ((rv = bbs_shm_post_config(pconf, s)) != OK) {
+        return rv;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        proxy_server_conf *conf = ap_get_module_config(vs->module_config,
+                                                       &proxy_module);
+        proxy_worker *w;
+        int i;
+
+        if (!conf) {
+            continue;
+        }
+        /* ProxyPass workers outside a balancer: nothing would act on a
+         * verdict, so they are not checked; say so rather than be silent */
+        w = (proxy_worker *)conf->workers->elts;
+        for (i = 0; i < conf->workers->nelts; ++i, ++w) {
+            if (bbs_method_is(w) && !apr_hash_get(seen, &w->s, sizeof(w->s))) {
+                apr_hash_set(seen, &w->s, sizeof(w->s), w);
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs,
+                             "BBS0006: %s has hcmethod=BBSTATUS but is not "
+                             "a balancer member; only balancer members are "
+                             "checked", w->s->name_ex);
+            }
+        }
+    }
+    return bbs_watchdog_post_config(pconf, plog, ptemp, s);
+}
+
+static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
+                            request_rec *r, proxy_server_conf *conf)
+{
+    (void)conf;
+    /* A failed request only asks for an early probe; the probe decides, so
+     * a MAINTENANCE node answering 503 pages stays in rotation. */
+    if (worker && balancer && bbs_method_is(worker)
+        && (r->status >= 500 || r->status == 0)) {
+        bbs_slot_t *slot = bbs_shm_find(balancer->s->name,
+                                        worker->s->name_ex, 0);
+        if (slot) {
+            bbs_shm_request_probe(slot);
+        }
+    }
+    return DECLINED;
+}
+
+static void bbs_register_hooks(apr_pool_t *p)
+{
+    static const char *const after_balancer[] = {"mod_proxy_balancer.c",
+                                                 "mod_proxy_hcheck.c", NULL};
+    /* mod_watchdog creates the mutexes of the instances asked for before
+     * its own post_config runs */
+    static const char *const before_watchdog[] = {"mod_watchdog.c", NULL};
+
+    (void)p;
+    ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(bbs_post_config, after_balancer, before_watchdog,
+                        APR_HOOK_LAST);
+    ap_hook_child_init(bbs_method_child_init, after_balancer, NULL,
+                       APR_HOOK_LAST);
+    ap_hook_handler(bbs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, bbs_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+    proxy_hook_post_request(bbs_post_request, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA bbstatus_module = {
+    STANDARD20_MODULE_STUFF,
+    bbs_create_dir_conf,
+    bbs_merge_dir_conf,
+    bbs_create_server_conf,
+    NULL,
+    bbs_cmds,
+    bbs_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

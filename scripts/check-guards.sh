@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Guards that keep the layout honest; run by `make check`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+
+# The decision core builds without httpd: no httpd header may creep in.
+if grep -nE '#include *[<"](httpd|http_[a-z_]+|ap_[a-z_]+|mod_[a-z_]+|util_[a-z_]+|scoreboard|mpm_common)\.h' \
+     src/bbs_*.c include/*.h; then
+  echo "check-guards: the core (src/bbs_*.c, include/) includes an httpd header" >&2
+  fail=1
+fi
+
+# Every directive is documented with its default in conf.d and the README.
+directives=$(grep -oE 'AP_INIT_[A-Z0-9_]+\("BBStatus[A-Za-z]+"' src/mod_bbstatus_config.c \
+             | grep -oE 'BBStatus[A-Za-z]+' | sort -u)
+for d in $directives; do
+  for f in conf.d/bbstatus.conf README.md; do
+    if ! grep -q "$d" "$f" 2>/dev/null; then
+      echo "check-guards: $d is not documented in $f" >&2
+      fail=1
+    fi
+  done
+done
+
+# Every test source file is part of the unit runner.
+for f in tests/unit/test_*.c; do
+  tc=$(grep -oE '^TCase \*[a-z_]+_test_case' "$f" | sed 's/TCase \*//')
+  if [ -n "$tc" ] && ! grep -q "$tc()" tests/unit/main.c; then
+    echo "check-guards: $tc in $f is not added in tests/unit/main.c" >&2
+    fail=1
+  fi
+done
+
+[ $fail -eq 0 ] && echo "check-guards: ok"
+exit $fail

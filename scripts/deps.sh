@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, when they are missing.
+# Usage: scripts/deps.sh build|check|ci|bench|demo|fuzz
+set -euo pipefail
+
+build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
+check=("${build[@]}" check python3-pytest curl)
+case "${1:-check}" in
+  build) want=("${build[@]}") ;;
+  check|ci) want=("${check[@]}") ;;
+  demo) want=("${build[@]}" python3 curl) ;;
+  bench) want=("${check[@]}" wrk gnuplot-nox) ;;
+  fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
+  valgrind) want=("${check[@]}" valgrind) ;;
+  *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "Installing missing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "Not root and no sudo: run as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

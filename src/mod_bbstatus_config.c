@@ -1,0 +1,273 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+#include <string.h>
+
+#include "apr_strings.h"
+#include "http_core.h"
+#include "mod_watchdog.h"
+
+#include "mod_bbstatus_private.h"
+
+void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    bbs_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)dir;
+    c->timeout = BBS_UNSET;
+    c->reprobe = BBS_UNSET;
+    c->fast_block = BBS_UNSET;
+    c->panic = BBS_UNSET;
+    return c;
+}
+
+void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const bbs_dir_conf *base = basev, *add = addv;
+    bbs_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->route = add->route ? add->route : base->route;
+    c->standby = add->standby ? add->standby : base->standby;
+    c->max_body = add->max_body ? add->max_body : base->max_body;
+    c->timeout = add->timeout != BBS_UNSET ? add->timeout : base->timeout;
+    c->reprobe = add->reprobe != BBS_UNSET ? add->reprobe : base->reprobe;
+    c->fast_block = add->fast_block != BBS_UNSET ? add->fast_block
+                                                 : base->fast_block;
+    c->panic = add->panic != BBS_UNSET ? add->panic : base->panic;
+    c->fast_interval_set = add->fast_interval_set || base->fast_interval_set;
+    c->fast_interval = add->fast_interval_set ? add->fast_interval
+                                              : base->fast_interval;
+    return c;
+}
+
+void *bbs_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    bbs_server_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    c->threads = BBS_THREADS_DEFAULT;
+    return c;
+}
+
+void bbs_settings_for(bbs_settings *out, server_rec *s,
+                      proxy_balancer *balancer, apr_pool_t *p)
+{
+    const bbs_dir_conf *c = ap_get_module_config(s->lookup_defaults,
+                                                 &bbstatus_module);
+
+    if (balancer && balancer->section_config) {
+        const bbs_dir_conf *sec = ap_get_module_config(
+            balancer->section_config, &bbstatus_module);
+        if (sec) {
+            c = c ? bbs_merge_dir_conf(p, (void *)c, (void *)sec) : sec;
+        }
+    }
+    bbs_rules_default(&out->rules);
+    out->timeout = BBS_TIMEOUT_DEFAULT;
+    out->reprobe = BBS_REPROBE_DEFAULT;
+    out->fast_interval = 0;
+    out->fast_block = 1;
+    out->panic = 1;
+    if (!c) {
+        return;
+    }
+    if (c->route) {
+        out->rules.route = c->route;
+    }
+    if (c->standby) {
+        out->rules.standby = c->standby;
+    }
+    if (c->max_body) {
+        out->rules.max_body = c->max_body;
+    }
+    if (c->timeout != BBS_UNSET) {
+        out->timeout = c->timeout;
+    }
+    if (c->reprobe != BBS_UNSET) {
+        out->reprobe = c->reprobe;
+    }
+    if (c->fast_block != BBS_UNSET) {
+        out->fast_block = c->fast_block;
+    }
+    if (c->panic != BBS_UNSET) {
+        out->panic = c->panic;
+    }
+    if (c->fast_interval_set) {
+        out->fast_interval = c->fast_interval;
+    }
+}
+
+/* Every message names the directive and the value, on one line. */
+static const char *bad(cmd_parms *cmd, const char *value, const char *why)
+{
+    return apr_psprintf(cmd->pool, "%s '%s': %s", cmd->cmd->name, value,
+                        why);
+}
+
+static const char *joined(cmd_parms *cmd, int argc, char *const argv[])
+{
+    const char *s = "";
+    int i;
+
+    for (i = 0; i < argc; ++i) {
+        s = apr_pstrcat(cmd->pool, s, i ? " " : "", argv[i], NULL);
+    }
+    return s;
+}
+
+static const char *set_route(cmd_parms *cmd, void *dconf, int argc,
+                             char *const argv[])
+{
+    bbs_dir_conf *c = dconf;
+    const char *err = NULL;
+
+    c->route = bbs_stateset_make(cmd->pool, argc, (const char *const *)argv,
+                                 &err);
+    return c->route ? NULL : bad(cmd, joined(cmd, argc, argv), err);
+}
+
+static const char *set_standby(cmd_parms *cmd, void *dconf, int argc,
+                               char *const argv[])
+{
+    bbs_dir_conf *c = dconf;
+    const char *err = NULL;
+
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        c->standby = bbs_stateset_empty();
+        return NULL;
+    }
+    c->standby = bbs_stateset_make(cmd->pool, argc,
+                                   (const char *const *)argv, &err);
+    return c->standby ? NULL : bad(cmd, joined(cmd, argc, argv), err);
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbs_dir_conf *c = dconf;
+    const char *err = bbs_parse_size(arg, &c->max_body);
+
+    return err ? bad(cmd, arg, err) : NULL;
+}
+
+static const char *parse_duration(cmd_parms *cmd, const char *arg,
+                                  apr_interval_time_t min,
+                                  apr_interval_time_t max,
+                                  apr_interval_time_t *out)
+{
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0) {
+        return bad(cmd, arg, "must be a duration such as 5, 5s or 500ms");
+    }
+    if (t < min || t > max) {
+        return bad(cmd, arg, apr_psprintf(cmd->pool,
+                                          "must be between %" APR_TIME_T_FMT
+                                          "ms and %" APR_TIME_T_FMT "s",
+                                          apr_time_as_msec(min),
+                                          apr_time_sec(max)));
+    }
+    *out = t;
+    return NULL;
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbs_dir_conf *c = dconf;
+
+    return parse_duration(cmd, arg, apr_time_from_msec(100),
+                          apr_time_from_sec(300), &c->timeout);
+}
+
+static const char *set_reprobe(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbs_dir_conf *c = dconf;
+
+    return parse_duration(cmd, arg, 0, apr_time_from_sec(3600), &c->reprobe);
+}
+
+static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    bbs_dir_conf *c = dconf;
+
+    c->fast_interval_set = 1;
+    if (!strcasecmp(arg, "off")) {
+        c->fast_interval = 0;
+        return NULL;
+    }
+    return parse_duration(cmd, arg, AP_WD_TM_SLICE, apr_time_from_sec(3600),
+                          &c->fast_interval);
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbs_dir_conf *c = dconf;
+    int *field = (int *)((char *)c + (apr_size_t)cmd->info);
+
+    if (!strcasecmp(arg, "on")) {
+        *field = 1;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        *field = 0;
+    }
+    else {
+        return bad(cmd, arg, "must be on or off");
+    }
+    return NULL;
+}
+
+static const char *set_threads(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbs_server_conf *c = ap_get_module_config(cmd->server->module_config,
+                                              &bbstatus_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t n;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    n = apr_strtoi64(arg, &end, 10);
+    if (*arg == '\0' || *end || n < 1 || n > 256) {
+        return bad(cmd, arg, "must be a number of threads from 1 to 256");
+    }
+    c->threads = (int)n;
+    return NULL;
+}
+
+#define DIR_CONTEXT (RSRC_CONF | ACCESS_CONF)
+
+const command_rec bbs_cmds[] = {
+    AP_INIT_TAKE_ARGV("BBStatusRoute", set_route, NULL, DIR_CONTEXT,
+                      "states that keep a member in rotation (default: "
+                      "STARTING FIRST_RUN RUNNING MAINTENANCE)"),
+    AP_INIT_TAKE_ARGV("BBStatusStandby", set_standby, NULL, DIR_CONTEXT,
+                      "routable states used only while no member of the "
+                      "balancer is in a better one, or 'none' (default: "
+                      "STARTING MAINTENANCE)"),
+    AP_INIT_TAKE1("BBStatusMaxBody", set_max_body, NULL, DIR_CONTEXT,
+                  "largest /status body read, 1 to 1M bytes (default 8192)"),
+    AP_INIT_TAKE1("BBStatusTimeout", set_timeout, NULL, DIR_CONTEXT,
+                  "time limit of one probe, connect to last byte "
+                  "(default 5s)"),
+    AP_INIT_TAKE1("BBStatusFastBlock", set_flag,
+                  (void *)APR_OFFSETOF(bbs_dir_conf, fast_block), DIR_CONTEXT,
+                  "on: a node saying it is not serving leaves at once; off: "
+                  "it counts towards hcfails (default on)"),
+    AP_INIT_TAKE1("BBStatusReprobeInterval", set_reprobe, NULL, DIR_CONTEXT,
+                  "least time between two out-of-turn probes of a member "
+                  "after failed requests, 0 to turn them off "
+                  "(default 250ms)"),
+    AP_INIT_TAKE1("BBStatusPanic", set_flag,
+                  (void *)APR_OFFSETOF(bbs_dir_conf, panic), DIR_CONTEXT,
+                  "on: keep routing when every member of a balancer failed "
+                  "its checks and none said it is stopping (default on)"),
+    AP_INIT_TAKE1("BBStatusFastInterval", set_fast_interval, NULL,
+                  DIR_CONTEXT,
+                  "check interval while a member's pass or fail count is "
+                  "running, or off (default off)"),
+    AP_INIT_TAKE1("BBStatusThreads", set_threads, NULL, RSRC_CONF,
+                  "threads that run probes (default 16)"),
+    {NULL}
+};

@@ -1,0 +1,163 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * hcmethod=BBSTATUS. mod_proxy keeps a table of health-check methods with
+ * one reserved row, PROVIDER, that nothing implements. The module gives
+ * that row its name before the configuration is read, so mod_proxy_hcheck
+ * parses BBSTATUS in BalancerMember, ProxyHCTemplate and balancer-manager,
+ * and gives it back when the module goes, since the name lives in this
+ * module's memory and httpd may unload it on restart.
+ *
+ * mod_proxy_hcheck would then try to run the method itself and log
+ * AH03257 every interval. It skips members whose "updated" stamp is 0 (to
+ * it: a check in flight), so BBSTATUS members are kept parked at 0 and
+ * checked here instead; a member switched to another method gets a fresh
+ * stamp back so mod_proxy_hcheck resumes with it.
+ */
+#include <string.h>
+
+#include "ap_provider.h"
+#include "ap_slotmem.h"
+#include "http_config.h"
+
+#include "mod_bbstatus_private.h"
+
+static const char method_name[] = BBS_METHOD_NAME;
+
+typedef struct {
+    proxy_hcmethods_t *row;
+    char *saved_name;
+    int saved_implemented;
+} claim_t;
+
+static apr_status_t release_row(void *data)
+{
+    claim_t *c = data;
+
+    c->row->name = c->saved_name;
+    c->row->implemented = c->saved_implemented;
+    return APR_SUCCESS;
+}
+
+const char *bbs_method_requirements(void)
+{
+    static const char *const needed[] = {
+        "mod_proxy.c", "mod_proxy_balancer.c", "mod_proxy_hcheck.c",
+        "mod_watchdog.c", NULL
+    };
+    int i;
+
+    for (i = 0; needed[i]; ++i) {
+        if (!ap_find_linked_module(needed[i])) {
+            return needed[i];
+        }
+    }
+    if (!ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm",
+                            AP_SLOTMEM_PROVIDER_VERSION)) {
+        return "mod_slotmem_shm.c";
+    }
+    return NULL;
+}
+
+int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp)
+{
+    proxy_hcmethods_t *m;
+    const char *missing = bbs_method_requirements();
+    claim_t *c;
+
+    (void)plog;
+    (void)ptemp;
+    if (missing) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
+                     "BBS0001: mod_bbstatus needs %.*s loaded before it "
+                     "(LoadModule)", (int)(strlen(missing) - 2), missing);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (m = proxy_hcmethods; m->name; ++m) {
+        if (m->method == PROVIDER) {
+            break;
+        }
+    }
+    if (!m->name) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
+                     "BBS0004: this mod_proxy has no PROVIDER health-check "
+                     "method for BBSTATUS to take");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (strcmp(m->name, "PROVIDER") || m->implemented) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
+                     "BBS0005: the PROVIDER health-check method is already "
+                     "taken by another module (as %s); mod_bbstatus cannot "
+                     "provide BBSTATUS", m->name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    c = apr_palloc(pconf, sizeof(*c));
+    c->row = m;
+    c->saved_name = m->name;
+    c->saved_implemented = m->implemented;
+    m->name = (char *)method_name;
+    m->implemented = 1;
+    apr_pool_cleanup_register(pconf, c, release_row, apr_pool_cleanup_null);
+    return OK;
+}
+
+int bbs_method_is(const proxy_worker *w)
+{
+    return w->s->method == PROVIDER;
+}
+
+void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
+{
+    if (bbs_method_is(w)) {
+        if (w->s->updated != 0) {
+            w->s->updated = 0;
+        }
+        if (slot) {
+            bbs_shm_flag(slot, BBS_SLOT_PARKED, BBS_FLAG_SET);
+        }
+    }
+    else if (slot && bbs_shm_flag(slot, BBS_SLOT_PARKED, BBS_FLAG_CLEAR)) {
+        /* handed back: mod_proxy_hcheck checks it one interval from now */
+        w->s->updated = now;
+    }
+}
+
+static void park_balancer(proxy_balancer *b, apr_time_t now)
+{
+    proxy_worker **workers = (proxy_worker **)b->workers->elts;
+    int i;
+
+    for (i = 0; i < b->workers->nelts; ++i) {
+        proxy_worker *w = workers[i];
+        bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex,
+                                        bbs_method_is(w)), now);
+    }
+}
+
+void bbs_method_park_all(server_rec *s)
+{
+    apr_time_t now = apr_time_now();
+
+    for (; s; s = s->next) {
+        proxy_server_conf *conf = ap_get_module_config(s->module_config,
+                                                       &proxy_module);
+        proxy_balancer *b;
+        int i;
+
+        if (!conf) {
+            continue;
+        }
+        b = (proxy_balancer *)conf->balancers->elts;
+        for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+            park_balancer(b, now);
+        }
+    }
+}
+
+void bbs_method_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    bbs_method_park_all(s);
+}

@@ -1,0 +1,168 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * What the glue files share. Only this header and the glue include httpd;
+ * the core (bbs_*.c) stays free of it.
+ */
+#ifndef MOD_BBSTATUS_PRIVATE_H
+#define MOD_BBSTATUS_PRIVATE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "mod_proxy.h"
+
+#include "bbs_decide.h"
+#include "bbs_keys.h"
+
+extern module AP_MODULE_DECLARE_DATA bbstatus_module;
+APLOG_USE_MODULE(bbstatus);
+
+/* Unset markers for merged configuration. */
+#define BBS_UNSET (-1)
+
+#define BBS_THREADS_DEFAULT 16
+#define BBS_TIMEOUT_DEFAULT apr_time_from_sec(5)
+#define BBS_REPROBE_DEFAULT apr_time_from_msec(250)
+
+/* Per directory: server config, virtual host and <Proxy balancer://...>
+ * sections; the innermost wins. */
+typedef struct {
+    const bbs_stateset_t *route;
+    const bbs_stateset_t *standby;
+    apr_size_t max_body;          /* 0: unset */
+    apr_interval_time_t timeout;  /* BBS_UNSET: unset */
+    apr_interval_time_t reprobe;
+    apr_interval_time_t fast_interval; /* 0: off */
+    int fast_block;
+    int panic;
+    int fast_interval_set;
+} bbs_dir_conf;
+
+/* Per server process: the thread pool is one for all balancers. */
+typedef struct {
+    int threads;
+} bbs_server_conf;
+
+/* Settings in force for one balancer, after merging. */
+typedef struct {
+    bbs_rules_t rules;
+    apr_interval_time_t timeout;
+    apr_interval_time_t reprobe;
+    apr_interval_time_t fast_interval;
+    int fast_block;
+    int panic;
+} bbs_settings;
+
+extern const command_rec bbs_cmds[];
+void *bbs_create_dir_conf(apr_pool_t *p, char *dir);
+void *bbs_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
+void bbs_settings_for(bbs_settings *out, server_rec *s,
+                      proxy_balancer *balancer, apr_pool_t *p);
+
+/* The hcmethod row the module claims (mod_bbstatus_method.c). */
+int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp);
+int bbs_method_is(const proxy_worker *w);
+const char *bbs_method_requirements(void);
+void bbs_method_park_all(server_rec *s);
+typedef struct bbs_slot_t bbs_slot_t;
+void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now);
+void bbs_method_child_init(apr_pool_t *p, server_rec *s);
+
+/* Shared records (mod_bbstatus_shm.c). */
+#define BBS_HISTORY 8
+#define BBS_KEY_LEN 256
+#define BBS_URL_LEN 256
+
+typedef enum {
+    BBS_DEC_PENDING = 0,
+    BBS_DEC_ROUTE,
+    BBS_DEC_BLOCK,
+    BBS_DEC_STANDBY,
+    BBS_DEC_PANIC
+} bbs_decision_e;
+
+typedef struct {
+    apr_time_t at;
+    int from;                 /* bbs_decision_e */
+    int to;
+    char state[BBS_STATE_LEN];
+    char reason[BBS_REASON_LEN];
+} bbs_change_t;
+
+/* One member's record: written by the check that ran last, read by every
+ * child. The copy below is what readers get, whole or not at all. */
+typedef struct {
+    char probe_url[BBS_URL_LEN];
+    int decision;             /* bbs_decision_e */
+    int verdict;              /* bbs_verdict_e of the last check */
+    int has_state;
+    int http_status;          /* 0: no response */
+    int transport;            /* bbs_transport_e */
+    int panic;
+    char state[BBS_STATE_LEN];
+    char reason[BBS_REASON_LEN];
+    apr_time_t checked_at;
+    apr_time_t changed_at;
+    apr_interval_time_t latency;
+    apr_interval_time_t last_interval; /* between the last two checks */
+    apr_uint64_t checks;
+    apr_uint64_t failures;
+    apr_uint32_t history_len;  /* changes recorded, ever */
+    bbs_change_t history[BBS_HISTORY]; /* ring, newest at (len-1)%N */
+} bbs_record_t;
+
+int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s);
+/* Finds the slot of balancer+member, or claims a free one (create != 0). */
+bbs_slot_t *bbs_shm_find(const char *balancer, const char *member,
+                         int create);
+void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec);
+/* 1 and a whole copy, or 0 when no consistent copy could be had. */
+int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec);
+/* Flags shared between children next to the record. */
+void bbs_shm_request_probe(bbs_slot_t *slot);
+int bbs_shm_take_probe_request(bbs_slot_t *slot);
+/* Flags kept next to a record, each owned by one writer. */
+#define BBS_SLOT_PARKED 0x1   /* updated=0 set here, for mod_proxy_hcheck */
+#define BBS_SLOT_STANDBY 0x2  /* hot standby set here, not by an admin */
+#define BBS_SLOT_PANIC 0x4    /* the member's balancer is in panic */
+#define BBS_SLOT_DOWN 0x8     /* the checks say out, panic or not */
+#define BBS_SLOT_FAILED 0x10  /* the last check learned nothing (fail) */
+#define BBS_FLAG_GET (-1)
+#define BBS_FLAG_CLEAR 0
+#define BBS_FLAG_SET 1
+/* Reads, sets or clears one flag; returns whether it was set before. */
+int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op);
+apr_size_t bbs_shm_capacity(void);
+
+/* The checks (mod_bbstatus_watchdog.c, mod_bbstatus_probe.c). */
+int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s);
+void bbs_watchdog_register_hooks(void);
+
+typedef struct {
+    bbs_answer_t answer;
+    apr_interval_time_t latency;
+} bbs_probe_result;
+
+const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w);
+/* The request path: "/base/status" with no double slash. */
+const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w);
+void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
+                   proxy_balancer *balancer, const bbs_settings *set,
+                   apr_pool_t *p, apr_thread_t *thread,
+                   bbs_probe_result *out);
+proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
+                                      const bbs_settings *set,
+                                      apr_pool_t *p);
+
+/* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
+const char *bbs_decision_name(int d);
+const char *bbs_worker_flags(apr_pool_t *p, const proxy_worker *w);
+int bbs_handler(request_rec *r);
+int bbs_status_hook(request_rec *r, int flags);
+
+#endif /* MOD_BBSTATUS_PRIVATE_H */

@@ -1,0 +1,459 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * One GET of a member's /status through mod_proxy's own connection code,
+ * so https members (SSLProxy* settings of the <Proxy> section), IPv6,
+ * connectiontimeout and address caching work as for user traffic. The
+ * probe never carries anything of a client's request: it is built here
+ * from the member's URL alone, and redirects are reported, not followed.
+ *
+ * Everything is bounded: BBStatusTimeout from connect to last byte (the
+ * socket timeout is re-armed with what is left before every read, so a
+ * node that drips one byte a second cannot stretch it), at most MAX_LINES
+ * header lines of MAX_LINE bytes, and the body stops one byte past
+ * BBStatusMaxBody.
+ */
+#include <string.h>
+
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "apr_uri.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "util_filter.h"
+
+#include "mod_bbstatus_private.h"
+
+#define PROXY_FUNCTION "BBSTATUS"
+#define MAX_LINE 8192
+#define MAX_LINES 100
+
+const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w)
+{
+    apr_uri_t uri;
+    const char *base = "", *tail = *w->s->hcuri ? w->s->hcuri : "status";
+    apr_size_t n;
+
+    if (apr_uri_parse(p, w->s->name_ex, &uri) == APR_SUCCESS && uri.path) {
+        base = uri.path;
+    }
+    n = strlen(base);
+    while (n > 0 && base[n - 1] == '/') {
+        --n;
+    }
+    while (*tail == '/') {
+        ++tail;
+    }
+    return apr_psprintf(p, "%.*s/%s", (int)n, base, tail);
+}
+
+static const char *host_port(apr_pool_t *p, const proxy_worker *w)
+{
+    const char *h = w->s->hostname_ex;
+
+    return apr_psprintf(p, strchr(h, ':') ? "[%s]:%d" : "%s:%d", h,
+                        (int)w->s->port);
+}
+
+const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w)
+{
+    apr_port_t port = w->s->port ? w->s->port
+                                 : ap_proxy_port_of_scheme(w->s->scheme);
+    const char *h = w->s->hostname_ex;
+
+    return apr_psprintf(p, strchr(h, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
+                        w->s->scheme, h, (int)port, bbs_probe_path(p, w));
+}
+
+proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
+                                      const bbs_settings *set, apr_pool_t *p)
+{
+    proxy_worker *hc = NULL;
+    const char *err;
+
+    err = ap_proxy_define_worker(p, &hc, NULL, NULL, w->s->name_ex, 0);
+    if (err || !hc) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "BBS0020: cannot set up probing of %s: %s",
+                     w->s->name_ex, err ? err : "no worker");
+        return NULL;
+    }
+    apr_snprintf(hc->s->name, sizeof(hc->s->name), "bbstatus:%pp", w);
+    apr_snprintf(hc->s->name_ex, sizeof(hc->s->name_ex), "bbstatus:%pp", w);
+    PROXY_STRNCPY(hc->s->hostname, w->s->hostname);
+    PROXY_STRNCPY(hc->s->hostname_ex, w->s->hostname_ex);
+    PROXY_STRNCPY(hc->s->scheme, w->s->scheme);
+    hc->hash.def = hc->s->hash.def =
+        ap_proxy_hashfunc(hc->s->name_ex, PROXY_HASHFUNC_DEFAULT);
+    hc->hash.fnv = hc->s->hash.fnv =
+        ap_proxy_hashfunc(hc->s->name_ex, PROXY_HASHFUNC_FNV);
+    hc->s->port = w->s->port ? w->s->port
+                             : ap_proxy_port_of_scheme(w->s->scheme);
+    /* The member's request timeout is often minutes (long git operations);
+     * the probe has its own, shorter limit. */
+    hc->s->timeout_set = 1;
+    hc->s->timeout = set->timeout;
+    hc->s->conn_timeout_set = 1;
+    hc->s->conn_timeout = (w->s->conn_timeout_set
+                           && w->s->conn_timeout < set->timeout)
+                              ? w->s->conn_timeout
+                              : set->timeout;
+    /* our failures are verdicts, never this private worker's error state */
+    hc->s->status |= PROXY_WORKER_IGNORE_ERRORS | PROXY_WORKER_GENERIC;
+    if (ap_proxy_initialize_worker(hc, s, p) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "BBS0021: cannot initialise probing of %s",
+                     w->s->name_ex);
+        return NULL;
+    }
+    hc->s->is_address_reusable = w->s->is_address_reusable;
+    hc->s->disablereuse = 1;
+    hc->s->method = w->s->method;
+    return hc;
+}
+
+/* A request_rec just complete enough for the proxy's connection code and
+ * httpd's input filters; merged with the balancer's <Proxy> section so
+ * SSLProxy* settings there apply to the probe too. */
+static request_rec *make_request(apr_pool_t *p, server_rec *s,
+                                 proxy_balancer *balancer)
+{
+    request_rec *r = apr_pcalloc(p, sizeof(*r));
+
+    r->pool = p;
+    r->server = s;
+    r->per_dir_config = s->lookup_defaults;
+    if (balancer && balancer->section_config) {
+        r->per_dir_config = ap_merge_per_dir_configs(p, r->per_dir_config,
+                                                     balancer->section_config);
+    }
+    r->proxyreq = PROXYREQ_RESPONSE;
+    r->headers_in = apr_table_make(p, 4);
+    r->headers_out = apr_table_make(p, 8);
+    r->err_headers_out = apr_table_make(p, 2);
+    r->trailers_in = apr_table_make(p, 1);
+    r->trailers_out = apr_table_make(p, 1);
+    r->subprocess_env = apr_table_make(p, 4);
+    r->notes = apr_table_make(p, 4);
+    r->request_config = ap_create_request_config(p);
+    r->allowed_methods = ap_make_method_list(p, 1);
+    r->method = "GET";
+    r->method_number = M_GET;
+    r->protocol = "HTTP/1.1";
+    r->proto_num = HTTP_VERSION(1, 1);
+    r->status = HTTP_OK;
+    r->read_body = REQUEST_NO_BODY;
+    r->used_path_info = AP_REQ_DEFAULT_PATH_INFO;
+    return r;
+}
+
+static void attach(request_rec *r, conn_rec *c)
+{
+    c->bucket_alloc = apr_bucket_alloc_create(r->pool);
+    r->connection = c;
+    r->kept_body = apr_brigade_create(r->pool, c->bucket_alloc);
+    r->output_filters = r->proto_output_filters = c->output_filters;
+    r->input_filters = r->proto_input_filters = c->input_filters;
+    r->useragent_addr = c->client_addr;
+    r->useragent_ip = c->client_ip;
+}
+
+typedef struct {
+    request_rec *r;
+    proxy_conn_rec *backend;
+    apr_bucket_brigade *bb;
+    apr_time_t deadline;
+    bbs_answer_t *a;
+} probe_t;
+
+static void transport(probe_t *pr, bbs_transport_e t, const char *detail)
+{
+    pr->a->transport = t;
+    pr->a->detail = detail;
+}
+
+/* Re-arms the socket with the time left; 0 when none is left. */
+static int arm(probe_t *pr)
+{
+    apr_interval_time_t left = pr->deadline - apr_time_now();
+
+    if (left <= 0) {
+        return 0;
+    }
+    apr_socket_timeout_set(pr->backend->sock, left);
+    return 1;
+}
+
+static void io_failure(probe_t *pr, apr_status_t rv, int in_body,
+                       const char *where)
+{
+    apr_pool_t *p = pr->r->pool;
+    char buf[120];
+
+    if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
+        transport(pr, BBS_TX_TIMEOUT, apr_psprintf(p, "%s", where));
+    }
+    else if (APR_STATUS_IS_ECONNRESET(rv)) {
+        transport(pr, BBS_TX_RESET, apr_psprintf(p, "%s", where));
+    }
+    else if (APR_STATUS_IS_EOF(rv) && !in_body) {
+        transport(pr, BBS_TX_EMPTY, NULL);
+    }
+    else if (pr->backend->is_ssl && !in_body) {
+        transport(pr, BBS_TX_TLS, apr_strerror(rv, buf, sizeof(buf)));
+    }
+    else {
+        transport(pr, in_body ? BBS_TX_BODY : BBS_TX_OTHER,
+                  apr_psprintf(p, "%s: %s", where,
+                               apr_strerror(rv, buf, sizeof(buf))));
+    }
+}
+
+static int send_request(probe_t *pr, const char *path, const proxy_worker *hc)
+{
+    request_rec *r = pr->r;
+    conn_rec *c = r->connection;
+    const char *req = apr_psprintf(r->pool,
+                                   "GET %s HTTP/1.1\r\n"
+                                   "Host: %s\r\n"
+                                   "User-Agent: " BBS_MODULE_NAME "/"
+                                   BBS_VERSION "\r\n"
+                                   "Accept: application/json\r\n"
+                                   "Accept-Encoding: identity\r\n"
+                                   "Connection: close\r\n"
+                                   "\r\n",
+                                   path, host_port(r->pool, hc));
+    apr_status_t rv;
+
+    if (!arm(pr)) {
+        transport(pr, BBS_TX_TIMEOUT, "before the request was sent");
+        return 0;
+    }
+    APR_BRIGADE_INSERT_TAIL(pr->bb, apr_bucket_immortal_create(
+                                        req, strlen(req), c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(pr->bb, apr_bucket_flush_create(c->bucket_alloc));
+    rv = ap_pass_brigade(c->output_filters, pr->bb);
+    apr_brigade_cleanup(pr->bb);
+    if (rv != APR_SUCCESS) {
+        io_failure(pr, rv, 0, "sending the request");
+        return 0;
+    }
+    return 1;
+}
+
+static int read_line(probe_t *pr, char *buf, apr_size_t *len,
+                     const char *where)
+{
+    apr_status_t rv;
+    char *line = buf;
+
+    if (!arm(pr)) {
+        transport(pr, BBS_TX_TIMEOUT, where);
+        return 0;
+    }
+    rv = ap_rgetline(&line, MAX_LINE, len, pr->r, 0, pr->bb);
+    apr_brigade_cleanup(pr->bb);
+    if (rv == APR_ENOSPC) {
+        transport(pr, BBS_TX_PROTOCOL, apr_psprintf(pr->r->pool,
+                  "a line longer than %d bytes %s", MAX_LINE, where));
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
+        io_failure(pr, rv, 0, where);
+        return 0;
+    }
+    return 1;
+}
+
+static int read_head(probe_t *pr)
+{
+    request_rec *r = pr->r;
+    char *buf = apr_palloc(r->pool, MAX_LINE);
+    apr_size_t len = 0;
+    int lines;
+
+    if (!read_line(pr, buf, &len, "waiting for the status line")) {
+        return 0;
+    }
+    if (len == 0 && pr->a->transport == BBS_TX_OK) {
+        transport(pr, BBS_TX_EMPTY, NULL);
+        return 0;
+    }
+    if (len < 12 || strncmp(buf, "HTTP/1.", 7) || buf[8] != ' '
+        || !apr_isdigit(buf[9]) || !apr_isdigit(buf[10])
+        || !apr_isdigit(buf[11]) || (len > 12 && buf[12] != ' ')) {
+        transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
+                  "status line '%.40s'", buf));
+        return 0;
+    }
+    r->status = atoi(buf + 9);
+    for (lines = 0; lines < MAX_LINES; ++lines) {
+        char *colon, *value, *end;
+
+        if (!read_line(pr, buf, &len, "while reading the headers")) {
+            return 0;
+        }
+        if (len == 0) {
+            return 1;
+        }
+        if (!(colon = strchr(buf, ':')) || colon == buf) {
+            transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
+                      "header line '%.40s'", buf));
+            return 0;
+        }
+        *colon = '\0';
+        for (value = colon + 1; apr_isspace(*value); ++value) {
+        }
+        for (end = value + strlen(value); end > value
+             && apr_isspace(end[-1]); --end) {
+        }
+        *end = '\0';
+        apr_table_add(r->headers_out, buf, value);
+    }
+    transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
+              "more than %d header lines", MAX_LINES));
+    return 0;
+}
+
+static void read_body(probe_t *pr, apr_size_t max_body)
+{
+    request_rec *r = pr->r;
+    bbs_answer_t *a = pr->a;
+    apr_size_t cap = max_body + 1, have = 0;
+    char *body = apr_palloc(r->pool, cap);
+    apr_table_t *saved = r->headers_in;
+    int eos = 0;
+
+    /* HTTP_IN reads a response's framing (Content-Length, chunked, or up
+     * to close) from what it takes for the request's headers_in. */
+    r->headers_in = apr_table_copy(r->pool, r->headers_out);
+    ap_proxy_pre_http_request(r->connection, r);
+    while (!eos && have < cap) {
+        apr_status_t rv;
+        apr_bucket *b;
+
+        if (!arm(pr)) {
+            transport(pr, BBS_TX_TIMEOUT, "while reading the body");
+            break;
+        }
+        rv = ap_get_brigade(r->proto_input_filters, pr->bb,
+                            AP_MODE_READBYTES, APR_BLOCK_READ, cap - have);
+        if (rv != APR_SUCCESS) {
+            if (!APR_STATUS_IS_EOF(rv)) {
+                io_failure(pr, rv, 1, "while reading the body");
+            }
+            break;
+        }
+        for (b = APR_BRIGADE_FIRST(pr->bb);
+             b != APR_BRIGADE_SENTINEL(pr->bb) && have < cap;
+             b = APR_BUCKET_NEXT(b)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                eos = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b)) {
+                continue;
+            }
+            rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                io_failure(pr, rv, 1, "while reading the body");
+                eos = 1;
+                break;
+            }
+            if (n > cap - have) {
+                n = cap - have;
+            }
+            memcpy(body + have, data, n);
+            have += n;
+        }
+        apr_brigade_cleanup(pr->bb);
+    }
+    r->headers_in = saved;
+    a->body = body;
+    a->body_len = have > max_body ? max_body : have;
+    a->body_truncated = have > max_body;
+}
+
+void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
+                   proxy_balancer *balancer, const bbs_settings *set,
+                   apr_pool_t *p, apr_thread_t *thread,
+                   bbs_probe_result *out)
+{
+    apr_time_t start = apr_time_now();
+    probe_t pr;
+    apr_status_t rv;
+
+    memset(out, 0, sizeof(*out));
+    memset(&pr, 0, sizeof(pr));
+    pr.a = &out->answer;
+    pr.deadline = start + set->timeout;
+
+    if (ap_proxy_acquire_connection(PROXY_FUNCTION, &pr.backend, hc, s)
+        != OK) {
+        transport(&pr, BBS_TX_OTHER, "no connection to the member available");
+        goto done;
+    }
+    if (!strcasecmp(hc->s->scheme, "https")) {
+        if (!ap_ssl_has_outgoing_handlers()) {
+            transport(&pr, BBS_TX_TLS, "mod_ssl is not loaded");
+            goto done;
+        }
+        pr.backend->is_ssl = 1;
+    }
+    rv = ap_proxy_determine_address(PROXY_FUNCTION, pr.backend,
+                                    hc->s->hostname_ex, hc->s->port, 0,
+                                    NULL, s);
+    if (rv != APR_SUCCESS) {
+        transport(&pr, BBS_TX_DNS, hc->s->hostname_ex);
+        goto done;
+    }
+    if (ap_proxy_connect_backend(PROXY_FUNCTION, pr.backend, hc, s) != OK) {
+        /* mod_proxy does not say why; a connect that used up its whole
+         * time limit timed out, a quick failure was refused */
+        apr_interval_time_t took = apr_time_now() - start;
+        if (took >= hc->s->conn_timeout - apr_time_from_msec(50)) {
+            transport(&pr, BBS_TX_TIMEOUT, "connecting");
+        }
+        else {
+            transport(&pr, BBS_TX_REFUSED, NULL);
+        }
+        goto done;
+    }
+    pr.r = make_request(p, s, balancer);
+    if (ap_proxy_connection_create_ex(PROXY_FUNCTION, pr.backend, pr.r)
+        != OK) {
+        transport(&pr, pr.backend->is_ssl ? BBS_TX_TLS : BBS_TX_OTHER,
+                  "setting up the connection");
+        goto done;
+    }
+    attach(pr.r, pr.backend->connection);
+    pr.backend->connection->current_thread = thread;
+    pr.bb = apr_brigade_create(p, pr.r->connection->bucket_alloc);
+
+    if (send_request(&pr, path, hc) && read_head(&pr)) {
+        bbs_answer_t *a = pr.a;
+        a->http_status = pr.r->status;
+        a->content_type = apr_table_get(pr.r->headers_out, "Content-Type");
+        a->content_encoding = apr_table_get(pr.r->headers_out,
+                                            "Content-Encoding");
+        a->location = apr_table_get(pr.r->headers_out, "Location");
+        if (pr.r->status >= 200 && pr.r->status != 204
+            && pr.r->status != 304 && (pr.r->status < 300
+                                       || pr.r->status >= 400)) {
+            read_body(&pr, set->rules.max_body);
+        }
+    }
+
+done:
+    if (pr.backend) {
+        pr.backend->close = 1;
+        ap_proxy_release_connection(PROXY_FUNCTION, pr.backend, s);
+    }
+    out->latency = apr_time_now() - start;
+}

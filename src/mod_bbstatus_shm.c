@@ -1,0 +1,253 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * Member records in one anonymous shared segment, created by the parent
+ * and inherited by every child. It hangs off the process pool, so records
+ * survive graceful restarts and a checking child that goes away; it is
+ * gone with the parent, so nothing is left behind after a stop.
+ *
+ * Slots are found by open addressing on a hash of "balancer member" and
+ * never freed. Each record is guarded by a sequence lock: the one check
+ * that writes it makes the count odd while it copies, and readers retry
+ * until they copy a record whose count was even and unchanged, so nobody
+ * sees the state of one check with the reason of another.
+ */
+#include <string.h>
+
+#include "apr_atomic.h"
+#include "apr_shm.h"
+#include "apr_strings.h"
+#include "apr_thread_proc.h"
+
+#include "mod_bbstatus_private.h"
+
+#define SHM_USERDATA "mod_bbstatus-shm"
+#define SLOT_FREE 0
+#define SLOT_CLAIMING 1
+#define SLOT_USED 2
+#define KEY_LEN (PROXY_BALANCER_MAX_NAME_SIZE + PROXY_WORKER_EXT_NAME_SIZE)
+#define READ_TRIES 10000
+
+struct bbs_slot_t {
+    volatile apr_uint32_t seq;
+    volatile apr_uint32_t used;
+    volatile apr_uint32_t reprobe;
+    volatile apr_uint32_t flags; /* BBS_SLOT_* */
+    apr_uint32_t hash;
+    char key[KEY_LEN];
+    bbs_record_t rec;
+};
+
+typedef struct {
+    apr_shm_t *shm;
+    bbs_slot_t *slots;
+    apr_size_t n;
+} segment_t;
+
+/* Set in the parent before children fork; read-only afterwards. */
+static segment_t *seg;
+
+static apr_uint32_t key_hash(const char *key)
+{
+    apr_uint32_t h = 2166136261u;
+
+    for (; *key; ++key) {
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    }
+    return h;
+}
+
+static void make_key(char *key, const char *balancer, const char *member)
+{
+    apr_snprintf(key, KEY_LEN, "%s %s", balancer, member);
+}
+
+static bbs_slot_t *lookup(segment_t *sg, const char *key, apr_uint32_t h,
+                          int create)
+{
+    apr_size_t i, start;
+
+    if (!sg || !sg->n) {
+        return NULL;
+    }
+    start = h % sg->n;
+    for (i = 0; i < sg->n; ++i) {
+        bbs_slot_t *s = &sg->slots[(start + i) % sg->n];
+        apr_uint32_t u = apr_atomic_read32(&s->used);
+
+        if (u == SLOT_USED) {
+            if (s->hash == h && !strcmp(s->key, key)) {
+                return s;
+            }
+            continue;
+        }
+        if (u == SLOT_CLAIMING) {
+            continue;
+        }
+        if (!create) {
+            return NULL;
+        }
+        if (apr_atomic_cas32(&s->used, SLOT_CLAIMING, SLOT_FREE)
+            == SLOT_FREE) {
+            s->hash = h;
+            apr_cpystrn(s->key, key, sizeof(s->key));
+            apr_atomic_set32(&s->used, SLOT_USED);
+            return s;
+        }
+    }
+    return NULL;
+}
+
+bbs_slot_t *bbs_shm_find(const char *balancer, const char *member,
+                         int create)
+{
+    char key[KEY_LEN];
+
+    make_key(key, balancer, member);
+    return lookup(seg, key, key_hash(key), create);
+}
+
+apr_size_t bbs_shm_capacity(void)
+{
+    return seg ? seg->n : 0;
+}
+
+void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec)
+{
+    apr_atomic_inc32(&slot->seq);
+    memcpy(&slot->rec, rec, sizeof(*rec));
+    apr_atomic_inc32(&slot->seq);
+}
+
+int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec)
+{
+    int i;
+
+    for (i = 0; i < READ_TRIES; ++i) {
+        /* an atomic add of 0 is a full barrier around the copy */
+        apr_uint32_t before = apr_atomic_add32(&slot->seq, 0);
+
+        if (before & 1) {
+            apr_thread_yield();
+            continue;
+        }
+        memcpy(rec, &slot->rec, sizeof(*rec));
+        if (apr_atomic_add32(&slot->seq, 0) == before) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void bbs_shm_request_probe(bbs_slot_t *slot)
+{
+    apr_atomic_set32(&slot->reprobe, 1);
+}
+
+int bbs_shm_take_probe_request(bbs_slot_t *slot)
+{
+    return apr_atomic_xchg32(&slot->reprobe, 0) != 0;
+}
+
+int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op)
+{
+    apr_uint32_t old, now;
+
+    do {
+        old = apr_atomic_read32(&slot->flags);
+        if (op < 0) {
+            return (old & bit) != 0;
+        }
+        now = op ? (old | bit) : (old & ~bit);
+    } while (now != old && apr_atomic_cas32(&slot->flags, now, old) != old);
+    return (old & bit) != 0;
+}
+
+/* Room for every member a balancer may ever hold, BalancerGrowth
+ * included, plus a margin for balancers added through the manager. */
+static apr_size_t slots_needed(server_rec *s)
+{
+    apr_size_t n = 16;
+
+    for (; s; s = s->next) {
+        proxy_server_conf *conf = ap_get_module_config(s->module_config,
+                                                       &proxy_module);
+        proxy_balancer *b;
+        int i;
+
+        if (!conf) {
+            continue;
+        }
+        b = (proxy_balancer *)conf->balancers->elts;
+        for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+            n += (apr_size_t)(b->max_workers > b->workers->nelts
+                                  ? b->max_workers
+                                  : b->workers->nelts);
+        }
+    }
+    /* open addressing stays fast while at most half full */
+    return n * 2;
+}
+
+static apr_status_t create_segment(segment_t **out, apr_size_t n,
+                                   apr_pool_t *pool)
+{
+    segment_t *sg = apr_pcalloc(pool, sizeof(*sg));
+    apr_status_t rv;
+
+    rv = apr_shm_create(&sg->shm, n * sizeof(bbs_slot_t), NULL, pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    sg->slots = apr_shm_baseaddr_get(sg->shm);
+    sg->n = n;
+    memset(sg->slots, 0, n * sizeof(bbs_slot_t));
+    *out = sg;
+    return APR_SUCCESS;
+}
+
+int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *ppool = s->process->pool;
+    segment_t *old = NULL, *sg;
+    apr_size_t need = slots_needed(s), i;
+    apr_status_t rv;
+
+    (void)pconf;
+    apr_pool_userdata_get((void **)&old, SHM_USERDATA, ppool);
+    if (old && old->n >= need) {
+        seg = old;
+        return OK;
+    }
+    rv = create_segment(&sg, need, ppool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "BBS0002: cannot create shared memory for %"
+                     APR_SIZE_T_FMT " member records", need);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (old) {
+        /* the configuration grew: carry the records over, then let the
+         * old segment go (children of the old generation keep their own
+         * mapping until they exit) */
+        for (i = 0; i < old->n; ++i) {
+            bbs_slot_t *o = &old->slots[i], *n;
+            if (o->used != SLOT_USED) {
+                continue;
+            }
+            n = lookup(sg, o->key, o->hash, 1);
+            if (n) {
+                memcpy(&n->rec, &o->rec, sizeof(n->rec));
+                n->flags = o->flags;
+            }
+        }
+        apr_shm_destroy(old->shm);
+    }
+    apr_pool_userdata_set(sg, SHM_USERDATA, apr_pool_cleanup_null, ppool);
+    seg = sg;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "BBS0003: shared records for %" APR_SIZE_T_FMT " members",
+                 need);
+    return OK;
+}

@@ -1,0 +1,78 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * A section of mod_status's /server-status. With ?auto, one plain line per
+ * BBSTATUS member, for scripts:
+ *
+ *   BBStatusMember: <balancer> <member> decision=<d> in_rotation=<0|1>
+ *       state=<state|-> http_status=<code|0> checks=<n> failures=<n>
+ *       latency_ms=<ms> reason=<text to the end of the line>
+ *
+ * (on one line), preceded by "BBStatusMembers: <count>".
+ */
+#include "apr_strings.h"
+#include "http_protocol.h"
+#include "mod_status.h"
+
+#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_view.h"
+
+int bbs_status_hook(request_rec *r, int flags)
+{
+    apr_array_header_t *rows = bbs_view_collect(r);
+    int i, n = 0;
+
+    for (i = 0; i < rows->nelts; ++i) {
+        n += APR_ARRAY_IDX(rows, i, bbs_row).ours;
+    }
+    if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "BBStatusMembers: %d\n", n);
+    }
+    else {
+        ap_rprintf(r, "<hr />\n<h2>mod_bbstatus</h2>\n<p>%d BBSTATUS "
+                   "member%s.</p>\n", n, n == 1 ? "" : "s");
+        if (n) {
+            ap_rputs("<table border=\"1\"><tr><th>balancer</th>"
+                     "<th>member</th><th>decision</th><th>in rotation</th>"
+                     "<th>state</th><th>HTTP</th><th>checks / failures</th>"
+                     "<th>reason</th></tr>\n", r);
+        }
+    }
+    for (i = 0; i < rows->nelts; ++i) {
+        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+        const bbs_record_t *rec = &row->rec;
+        const char *state = rec->has_state && rec->checks ? rec->state : "-";
+        const char *reason = rec->checks ? rec->reason : "not checked yet";
+
+        if (!row->ours) {
+            continue;
+        }
+        if (flags & AP_STATUS_SHORT) {
+            ap_rprintf(r, "BBStatusMember: %s %s decision=%s in_rotation=%d "
+                       "state=%s http_status=%d checks=%" APR_UINT64_T_FMT
+                       " failures=%" APR_UINT64_T_FMT " latency_ms=%.1f "
+                       "reason=%s\n",
+                       row->balancer->s->name, row->worker->s->name_ex,
+                       bbs_view_decision(row), row->in_rotation, state,
+                       rec->http_status, rec->checks, rec->failures,
+                       (double)rec->latency / 1000.0, reason);
+        }
+        else {
+            ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                       "<td>%s</td><td>%d</td><td>%" APR_UINT64_T_FMT " / %"
+                       APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+                       ap_escape_html2(r->pool, row->balancer->s->name, 1),
+                       ap_escape_html2(r->pool, row->worker->s->name_ex, 1),
+                       bbs_view_decision(row),
+                       row->in_rotation ? "yes" : "no",
+                       ap_escape_html2(r->pool, state, 1), rec->http_status,
+                       rec->checks, rec->failures,
+                       ap_escape_html2(r->pool, reason, 1));
+        }
+    }
+    if (!(flags & AP_STATUS_SHORT) && n) {
+        ap_rputs("</table>\n", r);
+    }
+    return OK;
+}

@@ -1,0 +1,28 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * One row per balancer member as the diagnostics show it, gathered once
+ * per request for the handler and the server-status section alike.
+ */
+#ifndef MOD_BBSTATUS_VIEW_H
+#define MOD_BBSTATUS_VIEW_H
+
+#include "mod_bbstatus_private.h"
+
+typedef struct {
+    proxy_balancer *balancer;
+    proxy_worker *worker;
+    int ours;          /* hcmethod=BBSTATUS */
+    int in_rotation;   /* the balancer would choose it now */
+    int has_record;
+    const char *flags; /* balancer-manager's words */
+    const char *probe_url;
+    bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
+} bbs_row;
+
+/* Every member of every balancer of r's virtual host, in order. */
+apr_array_header_t *bbs_view_collect(request_rec *r);
+const char *bbs_view_decision(const bbs_row *row);
+
+#endif /* MOD_BBSTATUS_VIEW_H */
