@@ -60,3 +60,40 @@ bench-decide: bench/bench_decide
 
 clean: apxs-clean
 	rm -f $(UNIT_BIN) bench/bench_decide
+
+# ---- install ---------------------------------------------------------------
+# The module goes where apxs says modules go; on a Debian layout the .load
+# and .conf go to mods-available so `a2enmod bbstatus` works. DESTDIR
+# stages everything for packaging.
+DEBIAN_MODS := /etc/apache2/mods-available
+
+install: $(MODULE_SO)
+	mkdir -p $(DESTDIR)$(APXS_LIBEXECDIR)
+	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(APXS_LIBEXECDIR) -n bbstatus $(MODULE).la
+	@if [ -d $(DEBIAN_MODS) ]; then \
+	    mkdir -p $(DESTDIR)$(DEBIAN_MODS) && \
+	    sed 's|/usr/lib/apache2/modules|$(APXS_LIBEXECDIR)|' conf.d/bbstatus.load \
+	        > $(DESTDIR)$(DEBIAN_MODS)/bbstatus.load && \
+	    install -m 644 conf.d/bbstatus.conf $(DESTDIR)$(DEBIAN_MODS)/bbstatus.conf && \
+	    echo "Installed. Enable it with: a2enmod bbstatus status && systemctl restart apache2"; \
+	else \
+	    echo "Installed. Add to httpd.conf, after mod_proxy's LoadModule:"; \
+	    echo "    LoadModule bbstatus_module $(APXS_LIBEXECDIR)/mod_bbstatus.so"; \
+	    echo "and see conf.d/bbstatus.conf for the settings."; \
+	fi
+
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -e /etc/apache2/mods-enabled/bbstatus.load ] \
+	    && command -v a2dismod >/dev/null; then a2dismod -q bbstatus; fi
+	rm -f $(DESTDIR)$(APXS_LIBEXECDIR)/mod_bbstatus.so \
+	      $(DESTDIR)$(DEBIAN_MODS)/bbstatus.load \
+	      $(DESTDIR)$(DEBIAN_MODS)/bbstatus.conf
+
+# ---- demo --------------------------------------------------------------------
+demo:
+	@bash scripts/deps.sh demo
+	@$(MAKE) --no-print-directory all >/dev/null
+	$(PYTHON) scripts/demo.py $(if $(DEMO_PORT),--port $(DEMO_PORT))
+
+demo-stop:
+	$(PYTHON) scripts/demo.py --stop

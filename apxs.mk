@@ -7,6 +7,15 @@ PKG_CONFIG ?= pkg-config
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 
+APXS_LIBEXECDIR := $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+
+# mod_bbstatus uses mod_proxy's functions and data. Naming mod_proxy.so as
+# a needed library lets the dynamic loader bring it in first, so the
+# module loads whatever order LoadModule lines (or a2enmod's alphabetical
+# mods-enabled/*.load) put it in; httpd's own LoadModule of mod_proxy then
+# finds the same, already loaded, object.
+PROXY_SO := $(APXS_LIBEXECDIR)/mod_proxy.so
+
 MODULE := mod_bbstatus
 MODULE_SO := .libs/$(MODULE).so
 MODULE_SRC := $(MODULE).c $(sort $(wildcard src/*.c))
@@ -22,6 +31,8 @@ $(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map
 	$(APXS) -c -o $(MODULE).la -Iinclude -Isrc $(BBS_WARN) \
 	    -Wl,-Wl$(comma)--version-script=$(CURDIR)/$(MODULE).map \
 	    $(addprefix -Wc$(comma),$(JANSSON_CFLAGS)) \
+	    -Wl,-Wl$(comma)-rpath$(comma)$(APXS_LIBEXECDIR) \
+	    -Wl,-Wl$(comma)$(PROXY_SO) \
 	    $(MODULE_SRC) $(JANSSON_LIBS)
 
 comma := ,

@@ -63,9 +63,11 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
 {
     (void)conf;
     /* A failed request only asks for an early probe; the probe decides, so
-     * a MAINTENANCE node answering 503 pages stays in rotation. */
+     * a MAINTENANCE node answering 503 pages stays in rotation. A refused
+     * connect shows as the member's error state: r->status is set from the
+     * handler's return only after this hook. */
     if (worker && balancer && bbs_method_is(worker)
-        && (r->status >= 500 || r->status == 0)) {
+        && (r->status >= 500 || PROXY_WORKER_IS_ERROR(worker))) {
         bbs_slot_t *slot = bbs_shm_find(balancer->s->name,
                                         worker->s->name_ex, 0);
         if (slot) {

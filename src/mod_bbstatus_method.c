@@ -70,9 +70,12 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     if (missing) {
+        /* "mod_proxy_hcheck.c" -> module "proxy_hcheck" */
+        int len = (int)strlen(missing) - 6;
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0001: mod_bbstatus needs %.*s loaded before it "
-                     "(LoadModule)", (int)(strlen(missing) - 2), missing);
+                     "BBS0001: mod_bbstatus needs mod_%.*s: load it with "
+                     "LoadModule %.*s_module (Debian: a2enmod %.*s)", len,
+                     missing + 4, len, missing + 4, len, missing + 4);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (m = proxy_hcmethods; m->name; ++m) {

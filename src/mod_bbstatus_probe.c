@@ -162,6 +162,7 @@ static void attach(request_rec *r, conn_rec *c)
 }
 
 typedef struct {
+    apr_pool_t *pool;       /* outlives the connection: reasons live here */
     request_rec *r;
     proxy_conn_rec *backend;
     apr_bucket_brigade *bb;
@@ -190,7 +191,7 @@ static int arm(probe_t *pr)
 static void io_failure(probe_t *pr, apr_status_t rv, int in_body,
                        const char *where)
 {
-    apr_pool_t *p = pr->r->pool;
+    apr_pool_t *p = pr->pool;
     char buf[120];
 
     if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
@@ -380,6 +381,66 @@ static void read_body(probe_t *pr, apr_size_t max_body)
     a->body_truncated = have > max_body;
 }
 
+/* TCP members are connected here rather than by mod_proxy, which would
+ * log an error line for every refused probe of a stopped node and does not
+ * say why a connect failed; a refused, timed-out or reset connect is a
+ * verdict with its reason here. Unix-socket members go through mod_proxy. */
+static int connect_member(probe_t *pr, proxy_worker *hc, server_rec *s)
+{
+    proxy_conn_rec *backend = pr->backend;
+    apr_sockaddr_t *addr;
+    apr_status_t rv = APR_EGENERAL;
+    apr_interval_time_t limit = hc->s->conn_timeout;
+
+    if (backend->uds_path) {
+        if (ap_proxy_connect_backend(PROXY_FUNCTION, backend, hc, s) != OK) {
+            transport(pr, BBS_TX_REFUSED, backend->uds_path);
+            return 0;
+        }
+        return 1;
+    }
+    for (addr = backend->addr; addr; addr = addr->next) {
+        apr_socket_t *sock;
+        apr_interval_time_t left = pr->deadline - apr_time_now();
+
+        if (left <= 0) {
+            rv = APR_TIMEUP;
+            break;
+        }
+        rv = apr_socket_create(&sock, addr->family, SOCK_STREAM,
+                               APR_PROTO_TCP, backend->scpool);
+        if (rv != APR_SUCCESS) {
+            continue;
+        }
+        apr_socket_opt_set(sock, APR_TCP_NODELAY, 1);
+        apr_socket_timeout_set(sock, limit < left ? limit : left);
+        rv = apr_socket_connect(sock, addr);
+        if (rv == APR_SUCCESS) {
+            apr_socket_timeout_set(sock, hc->s->timeout);
+            backend->sock = sock;
+            backend->addr = addr;
+            return 1;
+        }
+        apr_socket_close(sock);
+    }
+    if (APR_STATUS_IS_ECONNREFUSED(rv)) {
+        transport(pr, BBS_TX_REFUSED, NULL);
+    }
+    else if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)
+             || APR_STATUS_IS_EAGAIN(rv)) {
+        transport(pr, BBS_TX_TIMEOUT, "connecting");
+    }
+    else if (APR_STATUS_IS_ECONNRESET(rv)) {
+        transport(pr, BBS_TX_RESET, "connecting");
+    }
+    else {
+        char buf[120];
+        transport(pr, BBS_TX_OTHER, apr_psprintf(pr->pool,
+                  "connecting: %s", apr_strerror(rv, buf, sizeof(buf))));
+    }
+    return 0;
+}
+
 void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
                    proxy_balancer *balancer, const bbs_settings *set,
                    apr_pool_t *p, apr_thread_t *thread,
@@ -392,6 +453,7 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
     memset(out, 0, sizeof(*out));
     memset(&pr, 0, sizeof(pr));
     pr.a = &out->answer;
+    pr.pool = p;
     pr.deadline = start + set->timeout;
 
     if (ap_proxy_acquire_connection(PROXY_FUNCTION, &pr.backend, hc, s)
@@ -413,16 +475,7 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
         transport(&pr, BBS_TX_DNS, hc->s->hostname_ex);
         goto done;
     }
-    if (ap_proxy_connect_backend(PROXY_FUNCTION, pr.backend, hc, s) != OK) {
-        /* mod_proxy does not say why; a connect that used up its whole
-         * time limit timed out, a quick failure was refused */
-        apr_interval_time_t took = apr_time_now() - start;
-        if (took >= hc->s->conn_timeout - apr_time_from_msec(50)) {
-            transport(&pr, BBS_TX_TIMEOUT, "connecting");
-        }
-        else {
-            transport(&pr, BBS_TX_REFUSED, NULL);
-        }
+    if (!connect_member(&pr, hc, s)) {
         goto done;
     }
     pr.r = make_request(p, s, balancer);

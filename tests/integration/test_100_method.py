@@ -1,0 +1,845 @@
+"""hcmethod=BBSTATUS against a real apache2 and simulated Atlassian nodes.
+
+Every test starts its own apache2 (tests/integration/httpd.py) and its own
+simulated nodes (tests/nodes/simnode.py) and looks at the outcome twice:
+through the module's JSON diagnostics (``SetHandler bbstatus``) and through
+real requests sent through the proxy (the ``X-Node`` header names the node
+that answered).
+"""
+
+import collections
+import html
+import html.parser
+import json
+import re
+import time
+import urllib.parse
+
+import pytest
+
+import httpd as httpd_mod
+from httpd import HttpdError, wait_until
+from simnode import STATUS_CODES, SimNodes
+
+# refused connections make mod_proxy log these at error level
+REFUSED_LOGS = (r"AH00957", r"AH00959")
+
+DIAG = """
+ProxyPass /bbstatus !
+ProxyPass /server-status !
+ProxyPass /balancer-manager !
+<Location /bbstatus>
+    SetHandler bbstatus
+</Location>
+<Location /server-status>
+    SetHandler server-status
+</Location>
+<Location /balancer-manager>
+    SetHandler balancer-manager
+</Location>
+"""
+
+
+# --- helpers ---------------------------------------------------------------
+
+@pytest.fixture
+def sim(tmp_path):
+    """``make(nodes, host="127.0.0.1") -> SimNodes``; stopped after the
+    test."""
+    made = []
+
+    def make(nodes, host="127.0.0.1"):
+        s = SimNodes.start(nodes=nodes, host=host, tmpdir=str(tmp_path))
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def url4(nodes, name, path=""):
+    return f"http://127.0.0.1:{nodes.port(name)}{path}"
+
+
+def balancer(name, members, extra=""):
+    lines = [f"<Proxy balancer://{name}>"]
+    lines += [f"    BalancerMember {m}" for m in members]
+    if extra:
+        lines += ["    " + x for x in extra.strip().splitlines()]
+    lines.append("</Proxy>")
+    return "\n".join(lines) + "\n"
+
+
+def config(*parts, catch_all="bb", head=""):
+    """Balancer sections, then the diagnostics, then the catch-all
+    ProxyPass to balancer://<catch_all>."""
+    body = head + "\n" + "".join(parts) + DIAG
+    if catch_all:
+        body += f"ProxyPass / balancer://{catch_all}/\n"
+    return body
+
+
+def diag(h):
+    """{(balancer, member): record} from the JSON diagnostics."""
+    status, headers, body = h.get("/bbstatus?format=json")
+    assert status == 200, body
+    assert headers["content-type"].startswith("application/json"), headers
+    doc = json.loads(body)
+    assert doc["module"] == "mod_bbstatus", doc
+    return {(b["name"], m["name"]): m
+            for b in doc["balancers"] for m in b["members"]}
+
+
+def member(h, url, bal="bb"):
+    recs = diag(h)
+    key = (f"balancer://{bal}", url)
+    assert key in recs, f"{key} not in diagnostics: {sorted(recs)}"
+    return recs[key]
+
+
+def wait_member(h, url, pred, deadline, bal="bb", what=None):
+    """Poll the member's record until pred(record) holds; returns it."""
+    last = {}
+
+    def probe():
+        last["m"] = member(h, url, bal)
+        return last["m"] if pred(last["m"]) else None
+    try:
+        return wait_until(probe, deadline, what=what or f"{url} in {bal}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nlast record of {url}: "
+                             f"{json.dumps(last.get('m'), indent=1)}") \
+            from None
+
+
+def checked(n=1):
+    return lambda m: (m.get("checks") or 0) >= n
+
+
+def decided(decision, n=1):
+    return lambda m: (m.get("checks") or 0) >= n \
+        and m.get("decision") == decision
+
+
+def traffic(h, n=20, path="/app/req", headers=None):
+    """Send n requests through the proxy; Counter of X-Node values (None
+    when no node answered) and the list of (status, node)."""
+    seen = collections.Counter()
+    answers = []
+    for i in range(n):
+        status, hdrs, _ = h.get(f"{path}{i}", headers=headers)
+        node = hdrs.get("x-node")
+        seen[node] += 1
+        answers.append((status, node))
+    return seen, answers
+
+
+class Watch:
+    """Polls the diagnostics and keeps, per member, the first record seen
+    for every value of its ``checks`` counter.  A record is written only
+    after the check's flags are applied, so record k shows the member as
+    check k left it."""
+
+    def __init__(self, h, keys):
+        self.h = h
+        self.keys = list(keys)      # (balancer name, member url)
+        self.seen = {k: {} for k in self.keys}
+
+    def poll(self):
+        recs = diag(self.h)
+        for k in self.keys:
+            m = recs[k]
+            self.seen[k].setdefault(m.get("checks") or 0, m)
+        return recs
+
+    def until(self, pred, deadline, what="condition"):
+        def probe():
+            self.poll()
+            return pred(self)
+        try:
+            return wait_until(probe, deadline, interval=0.04, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nseen: {self.summary()}") from None
+
+    def first(self, key, pred):
+        """Smallest checks value whose record satisfies pred, or None."""
+        for k in sorted(self.seen[key]):
+            if pred(self.seen[key][k]):
+                return k
+        return None
+
+    def summary(self):
+        return {f"{k[1]}": {c: (m.get("state"), m.get("decision"),
+                                m.get("in_rotation"), m.get("flags"))
+                            for c, m in sorted(v.items())}
+                for k, v in self.seen.items()}
+
+
+def status_count(nodes, name, path="/status"):
+    return nodes.node(name)["counts"]["by_path"].get(path, 0)
+
+
+# --- 1. every state, both flavors ---------------------------------------
+
+STATES = ["STARTING", "FIRST_RUN", "RUNNING", "MAINTENANCE", "STOPPING",
+          "ERROR", "STOPPED"]
+ROUTED = {"STARTING", "FIRST_RUN", "RUNNING", "MAINTENANCE"}
+
+
+@pytest.mark.parametrize("state", [
+    s if s != "STOPPED" else pytest.param(
+        s, marks=pytest.mark.allow_log(*REFUSED_LOGS))
+    for s in STATES])
+@pytest.mark.parametrize("flavor", ["bitbucket", "jira"])
+def test_state_routes_or_blocks(httpd_factory, sim, flavor, state):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("t", flavor, state)])
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
+                                   f"{url4(nodes, 't')} {params}"],
+                            extra="BBStatusStandby none")))
+    t, r = url4(nodes, "t"), url4(nodes, "r")
+    wait_member(h, r, decided("route"), 8)
+    m = wait_member(h, t, lambda m: checked()(m)
+                    and m["decision"] != "pending", 8)
+
+    assert m["hcmethod"] == "BBSTATUS"
+    assert m["probe_url"] == f"{t}/status"
+    assert m["reason"], m
+    if state == "STOPPED":
+        assert m["state"] is None, m
+        assert m["http_status"] is None, m
+    else:
+        assert m["state"] == state, m
+        assert m["http_status"] == STATUS_CODES[flavor][state], m
+    if state in ROUTED:
+        assert m["decision"] == "route", m
+        assert m["in_rotation"] is True, m
+        assert "HcFl" not in m["flags"], m
+        assert "Stby" not in m["flags"], m
+    else:
+        assert m["decision"] == "block", m
+        assert m["in_rotation"] is False, m
+        assert "HcFl" in m["flags"], m
+
+    seen, answers = traffic(h)
+    if state in ROUTED:
+        assert seen["t"] > 0, answers
+        assert seen["r"] > 0, answers
+    else:
+        assert seen["t"] == 0, answers
+        assert seen["r"] == 20, answers
+        assert all(s == 200 for s, _ in answers), answers
+    # the node's own count agrees with the X-Node headers
+    assert len(nodes.requests("t")) == seen["t"]
+
+
+# --- 2. back in only after hcpasses good checks ---------------------------
+
+def test_blocked_member_needs_hcpasses(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
+                                                  "STOPPING")])
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=2 hcfails=1"
+    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
+                                   f"{url4(nodes, 't')} {params}"])))
+    t, r = url4(nodes, "t"), url4(nodes, "r")
+    wait_member(h, t, decided("block"), 8)
+    wait_member(h, r, decided("route"), 8)
+
+    key = ("balancer://bb", t)
+    w = Watch(h, [key])
+    w.poll()
+    nodes.set("t", state="RUNNING")
+    k = w.until(lambda w: w.first(key, lambda m: m["state"] == "RUNNING"),
+                8, what="first RUNNING check")
+    first = w.seen[key][k]
+    # the check before it still saw STOPPING: k is the first RUNNING check
+    assert (k - 1) in w.seen[key], w.summary()
+    assert w.seen[key][k - 1]["state"] == "STOPPING", w.summary()
+    assert first["in_rotation"] is False, first
+    assert "HcFl" in first["flags"], first
+    assert first["decision"] == "block", first
+
+    seen, answers = traffic(h)
+    if member(h, t)["checks"] == k:     # no second check in between
+        assert seen["t"] == 0, answers
+
+    w.until(lambda w: (k + 1) in w.seen[key], 8, what="second RUNNING check")
+    second = w.seen[key][k + 1]
+    assert second["state"] == "RUNNING", second
+    assert second["in_rotation"] is True, second
+    assert "HcFl" not in second["flags"], second
+    assert second["decision"] == "route", second
+    seen, answers = traffic(h)
+    assert seen["t"] > 0, answers
+
+
+# --- 3. fast block versus counted block, and fail verdicts ---------------
+
+def test_fast_block_and_counting(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("f", "bitbucket", "RUNNING"),
+                 ("s", "jira", "RUNNING"), ("g", "bitbucket", "RUNNING")])
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
+    r = url4(nodes, "r")
+    h.start(config(
+        balancer("fast", [f"{r} {params}", f"{url4(nodes, 'f')} {params}"]),
+        balancer("slow", [f"{r} {params}", f"{url4(nodes, 's')} {params}"],
+                 extra="BBStatusFastBlock off"),
+        balancer("garb", [f"{r} {params}", f"{url4(nodes, 'g')} {params}"]),
+        "ProxyPass /fast/ balancer://fast/\n"
+        "ProxyPass /slow/ balancer://slow/\n"
+        "ProxyPass /garb/ balancer://garb/\n",
+        catch_all=None))
+    keys = {n: (f"balancer://{b}", url4(nodes, n))
+            for n, b in (("f", "fast"), ("s", "slow"), ("g", "garb"))}
+    for n, (b, u) in keys.items():
+        wait_member(h, u, decided("route"), 8, bal=b[len("balancer://"):])
+
+    w = Watch(h, keys.values())
+    w.poll()
+    nodes.set("f", state="STOPPING")
+    nodes.set("s", state="STOPPING")
+    nodes.set("g", mode="garbage")
+    changed = {
+        "f": lambda m: m["state"] == "STOPPING",
+        "s": lambda m: m["state"] == "STOPPING",
+        "g": lambda m: (m.get("failures") or 0) > 0,
+    }
+
+    def firsts(w):
+        ks = {n: w.first(keys[n], changed[n]) for n in keys}
+        return ks if all(v is not None for v in ks.values()) else None
+    ks = w.until(firsts, 8, what="first check after the change")
+    for n in keys:
+        assert (ks[n] - 1) in w.seen[keys[n]] and not changed[n](
+            w.seen[keys[n]][ks[n] - 1]), (n, w.summary())
+
+    # fast block (default): out after ONE STOPPING check despite hcfails=3
+    fk = w.seen[keys["f"]][ks["f"]]
+    assert fk["in_rotation"] is False and "HcFl" in fk["flags"], fk
+    assert fk["decision"] == "block", fk
+
+    # BBStatusFastBlock off, and fail verdicts: hcfails (3) checks
+    w.until(lambda w: all(ks[n] + 2 in w.seen[keys[n]] for n in "sg"), 10,
+            what="third check after the change")
+    for n in "sg":
+        for i in (0, 1):
+            rec = w.seen[keys[n]][ks[n] + i]
+            assert rec["in_rotation"] is True, (n, i, w.summary())
+            assert "HcFl" not in rec["flags"], (n, i, rec)
+        rec = w.seen[keys[n]][ks[n] + 2]
+        assert rec["in_rotation"] is False, (n, w.summary())
+        assert "HcFl" in rec["flags"], (n, rec)
+        assert rec["decision"] == "block", (n, rec)
+    g = w.seen[keys["g"]][ks["g"] + 2]
+    assert g["state"] is None and g["http_status"] is None, g
+    assert g["failures"] >= 3, g
+
+    for prefix, name in (("/fast/", "f"), ("/slow/", "s"), ("/garb/", "g")):
+        seen, answers = traffic(h, 10, path=prefix + "x")
+        assert seen[name] == 0 and seen["r"] == 10, (prefix, answers)
+
+
+# --- 4. the backup client during maintenance -----------------------------
+
+TOKEN = "secret-token-123"
+
+
+def test_backup_client_through_maintenance(httpd_factory, sim):
+    nodes = sim([("a", "bitbucket", "MAINTENANCE"),
+                 ("b", "jira", "MAINTENANCE")])
+    # the module at its most talkative: the token must still not show
+    h = httpd_factory(module_loglevel="trace8")
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{url4(nodes, 'a')} {params}",
+                                   f"{url4(nodes, 'b')} {params}"])))
+    for n in "ab":
+        m = wait_member(h, url4(nodes, n), decided("standby"), 8)
+        assert m["state"] == "MAINTENANCE", m
+        assert "Stby" in m["flags"] and "HcFl" not in m["flags"], m
+
+    seen = collections.Counter()
+    bad = []
+    for i in range(50):
+        status, hdrs, body = h.get(
+            "/mvc/maintenance?x",
+            headers={"X-Atlassian-Maintenance-Token": TOKEN})
+        seen[hdrs.get("x-node")] += 1
+        if status != 200 or not body.startswith(b"node="):
+            bad.append((i, status, body[:200]))
+    assert not bad, bad
+    assert set(seen) <= {"a", "b"} and sum(seen.values()) == 50, seen
+    answered = [e for n in "ab" for e in nodes.requests(n)
+                if e[1] == "/mvc/maintenance"]
+    assert len(answered) == 50, answered
+    assert all(e[2] == 200 for e in answered), answered
+
+    # both still standby after the traffic
+    for n in "ab":
+        assert member(h, url4(nodes, n))["decision"] == "standby"
+    assert TOKEN not in h.error_log()
+    assert TOKEN not in h.access_log()
+    assert "/mvc/maintenance?x" in h.access_log()
+
+
+# --- 5. a GET member and a BBSTATUS member in one balancer ---------------
+
+def test_mixed_balancer(httpd_factory, sim):
+    nodes = sim([("g", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
+    h = httpd_factory()
+    g, b = url4(nodes, "g"), url4(nodes, "b")
+    h.start(config(balancer("bb", [
+        f"{g} hcmethod=GET hcuri=/status hcinterval=1 hcpasses=1 hcfails=1",
+        f"{b} hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"])))
+    wait_member(h, b, decided("route"), 8)
+    start = {n: status_count(nodes, n) for n in "gb"}
+    wait_until(lambda: all(status_count(nodes, n) >= start[n] + 2
+                           for n in "gb"), 8,
+               what="checks of both members")
+    recs = diag(h)
+    gm, bm = recs[("balancer://bb", g)], recs[("balancer://bb", b)]
+    assert gm["hcmethod"] == "GET" and gm["in_rotation"] is True, gm
+    assert "checks" not in gm and "decision" not in gm, gm
+    assert bm["hcmethod"] == "BBSTATUS" and bm["checks"] >= 2, bm
+
+    nodes.set("b", state="STOPPING")
+    wait_member(h, b, decided("block"), 8)
+    gm = member(h, g)
+    assert gm["in_rotation"] is True and "HcFl" not in gm["flags"], gm
+    seen, answers = traffic(h)
+    assert seen["g"] == 20 and seen["b"] == 0, answers
+    # mod_proxy_hcheck keeps checking the GET member
+    n = status_count(nodes, "g")
+    wait_until(lambda: status_count(nodes, "g") >= n + 1, 5,
+               what="GET checks go on")
+
+
+# --- 6. ProxyHCTemplate ----------------------------------------------------
+
+def test_hctemplate(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
+                                                  "RUNNING")])
+    h = httpd_factory()
+    t, r = url4(nodes, "t"), url4(nodes, "r")
+    h.start(config(
+        balancer("bb", [f"{r} hctemplate=bbt", f"{t} hctemplate=bbt"]),
+        head="ProxyHCTemplate bbt hcmethod=BBSTATUS hcinterval=1\n"))
+    m = wait_member(h, t, decided("route", 2), 8)
+    assert m["hcmethod"] == "BBSTATUS", m
+    assert 700 <= m["interval_ms"] <= 1600, m
+    assert m["state"] == "RUNNING" and m["http_status"] == 200, m
+    wait_member(h, r, decided("route"), 8)
+
+    nodes.set("t", state="STOPPING")
+    m = wait_member(h, t, decided("block"), 8)
+    assert m["in_rotation"] is False and "HcFl" in m["flags"], m
+    seen, answers = traffic(h)
+    assert seen["t"] == 0 and seen["r"] == 20, answers
+
+    nodes.set("t", state="RUNNING")
+    m = wait_member(h, t, lambda m: m["decision"] == "route", 8)
+    assert m["in_rotation"] is True, m
+    seen, answers = traffic(h)
+    assert seen["t"] > 0, answers
+
+
+# --- 7. graceful restarts ----------------------------------------------------
+
+def test_graceful_restart_twice(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "jira", "RUNNING")])
+    h = httpd_factory()
+    t, r = url4(nodes, "t"), url4(nodes, "r")
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{r} {params}", f"{t} {params}"])))
+    wait_member(h, t, decided("route", 2), 8)
+    main = h.pid
+
+    for flip_to, expect in (("STOPPING", "block"), ("RUNNING", "route")):
+        before = status_count(nodes, "t")
+        h.graceful()
+        assert h.pid == main
+        c = member(h, t)["checks"]
+        wait_member(h, t, checked(c + 2), 8, what="checks after graceful")
+        wait_until(lambda: status_count(nodes, "t") >= before + 2, 8,
+                   what="probes reach the node after graceful")
+        nodes.set("t", state=flip_to)
+        m = wait_member(h, t, lambda m: m["decision"] == expect
+                        and m["state"] == flip_to, 8)
+        assert m["in_rotation"] is (expect == "route"), m
+        seen, answers = traffic(h)
+        if expect == "block":
+            assert seen["t"] == 0 and seen["r"] == 20, answers
+        else:
+            assert seen["t"] > 0, answers
+    assert h.is_running() and h.children()
+    log = h.error_log()
+    assert "exit signal" not in log
+    assert log.count("SIGUSR1") >= 2
+
+
+# --- 8. member URL with a path ---------------------------------------------
+
+def test_member_with_path(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("p1", "bitbucket"),
+                 ("p2", "bitbucket"), ("p3", "bitbucket")])
+    # answer every path like /status does, so the prefixed probes pass
+    for n in ("p1", "p2", "p3"):
+        nodes.set(n, mode="custom", scope="all")
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    members = {
+        "p1": url4(nodes, "p1", "/bitbucket"),
+        "p2": url4(nodes, "p2", "/bitbucket"),
+        "p3": url4(nodes, "p3", "/bitbucket"),
+    }
+    h.start(config(balancer("bb", [
+        f"{url4(nodes, 'r')} {params}",
+        f"{members['p1']} {params}",
+        f"{members['p2']} {params} hcuri=/status",
+        f"{members['p3']} {params} hcuri=custom/status"])))
+    want = {"p1": "/bitbucket/status", "p2": "/bitbucket/status",
+            "p3": "/bitbucket/custom/status"}
+    wait_until(lambda: all(status_count(nodes, n, p) >= 2
+                           for n, p in want.items()), 8,
+               what="prefixed probes")
+    for n, p in want.items():
+        paths = nodes.node(n)["counts"]["by_path"]
+        assert set(paths) == {p}, (n, paths)
+        assert not any("//" in k for k in paths), (n, paths)
+        m = member(h, members[n])
+        assert m["probe_url"] == url4(nodes, n, p), m
+        assert m["decision"] == "route" and m["state"] == "RUNNING", m
+
+
+# --- 9. switching the method in balancer-manager ---------------------------
+
+class _Form(html.parser.HTMLParser):
+    """Fields a browser would submit from the page's (first) form."""
+
+    def __init__(self):
+        super().__init__()
+        self.action = None
+        self.fields = {}
+        self.options = {}
+        self._select = None
+        self._in_form = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and self.action is None:
+            self._in_form = True
+            self.action = a.get("action")
+        if not self._in_form:
+            return
+        if tag == "input":
+            name, typ = a.get("name"), (a.get("type") or "text").lower()
+            if not name or typ == "submit":
+                return
+            if typ in ("radio", "checkbox"):
+                if "checked" in a:
+                    self.fields[name] = a.get("value", "on")
+            else:
+                self.fields[name] = a.get("value", "")
+        elif tag == "select":
+            self._select = a.get("name")
+            self.options[self._select] = []
+        elif tag == "option" and self._select:
+            self.options[self._select].append(a.get("value"))
+            if "selected" in a or self._select not in self.fields:
+                self.fields[self._select] = a.get("value")
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "form":
+            self._in_form = False
+
+
+def _manager(h, query=""):
+    status, _, body = h.get("/balancer-manager" + query, headers={
+        "Referer": h.url("/balancer-manager")})
+    assert status == 200, body
+    return body.decode("utf-8", "replace")
+
+
+def _edit_form(h, worker_url):
+    page = _manager(h)
+    links = [html.unescape(l)
+             for l in re.findall(r'href="(/balancer-manager\?[^"]*)"', page)]
+    link = next((l for l in links
+                 if urllib.parse.parse_qs(urllib.parse.urlsplit(l).query)
+                 .get("w") == [worker_url]), None)
+    assert link, f"no edit link for {worker_url} in:\n{page}"
+    form = _Form()
+    form.feed(_manager(h, link[len("/balancer-manager"):]))
+    assert form.action, "no form on the worker page"
+    return form
+
+
+def _switch_method(h, worker_url, method, hcuri=None):
+    form = _edit_form(h, worker_url)
+    assert method in form.options.get("w_hm", []), form.options
+    assert form.fields.get("w") == worker_url, form.fields
+    assert form.fields.get("b") == "bb", form.fields
+    assert form.fields.get("nonce"), form.fields
+    fields = dict(form.fields)
+    fields["w_hm"] = method
+    if hcuri is not None:
+        fields["w_hu"] = hcuri
+    body = urllib.parse.urlencode(fields)
+    status, _, resp = h.get(form.action, method="POST", body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Referer": h.url("/balancer-manager")})
+    assert status in (200, 302, 303), resp
+    # the manager's own table shows the new method for the worker
+    page = _manager(h)
+    row = re.search(re.escape(worker_url) + r"</a></td>(.*?)</tr>", page,
+                    re.S)
+    assert row and f"<td>{method}</td>" in row.group(1), page
+    return fields
+
+
+def test_balancer_manager_switches_method(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
+                                                  "RUNNING")])
+    h = httpd_factory()
+    t, r = url4(nodes, "t"), url4(nodes, "r")
+    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{r} {params}",
+                                   f"{t} {params} hcuri=/status"]),
+                   head="LogLevel info proxy_hcheck:debug\n"))
+    m = wait_member(h, t, decided("route"), 8)
+    assert m["hcmethod"] == "BBSTATUS"
+
+    fields = _switch_method(h, t, "GET", hcuri="/status")
+    assert fields["w_hi"] in ("1000", "1000ms"), fields
+    m = wait_member(h, t, lambda m: m["hcmethod"] == "GET", 5)
+    assert "checks" not in m, m
+    # from now on only mod_proxy_hcheck probes the node
+    base = status_count(nodes, "t")
+    wait_until(lambda: status_count(nodes, "t") >= base + 2, 8,
+               what="stock GET checks of /status")
+    h.wait_log(r"AH03251: Health check GET Status \(0\) for "
+               + re.escape(t), deadline=5)
+    assert member(h, t)["hcmethod"] == "GET"
+    assert member(h, t)["in_rotation"] is True
+
+    _switch_method(h, t, "BBSTATUS")
+    m = wait_member(h, t, lambda m: m["hcmethod"] == "BBSTATUS"
+                    and "checks" in m, 5)
+    c = m["checks"]
+    wait_member(h, t, checked(c + 2), 8, what="BBSTATUS checks again")
+    nodes.set("t", state="STOPPING")
+    m = wait_member(h, t, lambda m: m["decision"] == "block"
+                    and m["state"] == "STOPPING", 8)
+    assert m["in_rotation"] is False, m
+    seen, answers = traffic(h)
+    assert seen["t"] == 0, answers
+    assert "AH03257" not in h.error_log()
+
+
+# --- 10. a hanging member does not hold up the others -----------------------
+
+def test_hanging_member(httpd_factory, sim):
+    nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "bitbucket",
+                                                  "RUNNING")])
+    h = httpd_factory()
+    a, b = url4(nodes, "a"), url4(nodes, "b")
+    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{a} {params}", f"{b} {params}"]),
+                   head="BBStatusTimeout 1\n"))
+    wait_member(h, a, decided("route"), 8)
+    wait_member(h, b, decided("route"), 8)
+
+    w = Watch(h, [("balancer://bb", a), ("balancer://bb", b)])
+    w.poll()
+    nodes.set("a", mode="hang", scope="status")
+    t0 = time.monotonic()
+    b0 = member(h, b)["checks"]
+    w.until(lambda w: w.poll()[("balancer://bb", a)]["in_rotation"] is False,
+            6, what="hanging member failed")
+    took = time.monotonic() - t0
+    # next check within 1 s, its time limit 1 s: generous slack for load
+    assert took < 3.0, took
+    m = member(h, a)
+    assert m["decision"] == "block" and "HcFl" in m["flags"], m
+    assert m["state"] is None and m["http_status"] is None, m
+
+    # the hang goes on; b keeps its schedule meanwhile
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        w.poll()
+        time.sleep(0.05)
+    span = time.monotonic() - t0
+    bseen = w.seen[("balancer://bb", b)]
+    gained = max(bseen) - b0
+    assert gained >= int(span) - 1, (span, w.summary())
+    late = [(c, rec["interval_ms"]) for c, rec in bseen.items()
+            if c > b0 and rec["interval_ms"] > 1600]
+    assert not late, late
+    assert member(h, b)["in_rotation"] is True
+    assert member(h, a)["failures"] >= 1
+    nodes.set("a", mode="normal")
+
+
+# --- 11. directive errors -----------------------------------------------------
+
+BAD_DIRECTIVES = [
+    ("BBStatusRoute", "BBStatusRoute", None),
+    ("BBStatusRoute STOP-PING", "BBStatusRoute", "STOP-PING"),
+    ('BBStatusStandby ""', "BBStatusStandby", ""),
+    ("BBStatusMaxBody 0", "BBStatusMaxBody", "0"),
+    ("BBStatusMaxBody 2M", "BBStatusMaxBody", "2M"),
+    ("BBStatusMaxBody abc", "BBStatusMaxBody", "abc"),
+    ("BBStatusTimeout 0", "BBStatusTimeout", "0"),
+    ("BBStatusTimeout 1000", "BBStatusTimeout", "1000"),
+    ("BBStatusFastBlock maybe", "BBStatusFastBlock", "maybe"),
+    ("BBStatusReprobeInterval -1", "BBStatusReprobeInterval", "-1"),
+    ("BBStatusPanic maybe", "BBStatusPanic", "maybe"),
+    ("BBStatusFastInterval 10ms", "BBStatusFastInterval", "10ms"),
+    ("BBStatusThreads 0", "BBStatusThreads", "0"),
+]
+
+
+def test_directive_errors(httpd_factory):
+    h = httpd_factory()
+    problems = []
+    for line, directive, value in BAD_DIRECTIVES:
+        rc, out = h.configtest(line + "\n")
+        named = [l for l in out.splitlines() if directive in l]
+        if rc == 0 or not named:
+            problems.append((line, rc, out))
+            continue
+        if value is None:
+            continue
+        if value == "":
+            ok = any("''" in l or '""' in l for l in named)
+        else:
+            rx = re.compile(r"(?<![\w.-])" + re.escape(value) + r"(?![\w.-])")
+            ok = any(rx.search(l.split(directive, 1)[1]) for l in named)
+        if not ok:
+            problems.append((line, rc, out))
+    # BBStatusThreads belongs to the main server only
+    rc, out = h.configtest("<VirtualHost 127.0.0.1:@PORT@>\n"
+                           "    BBStatusThreads 7\n</VirtualHost>\n")
+    if rc == 0 or "BBStatusThreads" not in out or "VirtualHost" not in out:
+        problems.append(("BBStatusThreads in VirtualHost", rc, out))
+    assert not problems, "\n\n".join(
+        f"{line!r}: rc={rc}\n{out}" for line, rc, out in problems)
+
+
+VALID_IN_SECTION = """
+    BBStatusRoute RUNNING FIRST_RUN MAINTENANCE STARTING
+    BBStatusStandby STARTING
+    BBStatusMaxBody 16k
+    BBStatusTimeout 500ms
+    BBStatusFastBlock off
+    BBStatusReprobeInterval 0
+    BBStatusPanic off
+    BBStatusFastInterval 200ms
+"""
+
+
+def test_valid_directives(httpd_factory):
+    h = httpd_factory()
+    bodies = {
+        "main server": "BBStatusThreads 8\nBBStatusTimeout 2s\n"
+                       "BBStatusStandby none\nBBStatusMaxBody 1M\n",
+        "Proxy": "<Proxy balancer://x>\n    BalancerMember "
+                 "http://127.0.0.1:9 hcmethod=BBSTATUS hcinterval=1\n"
+                 + VALID_IN_SECTION + "</Proxy>\n",
+        "VirtualHost": "<VirtualHost 127.0.0.1:@PORT@>\n"
+                       "    ServerName vh.example\n"
+                       "    BBStatusTimeout 300s\n"
+                       "    BBStatusReprobeInterval 3600s\n"
+                       "    BBStatusFastInterval off\n"
+                       "    BBStatusStandby none\n"
+                       + VALID_IN_SECTION + "</VirtualHost>\n",
+    }
+    for where, body in bodies.items():
+        rc, out = h.configtest(body)
+        assert rc == 0, f"{where}:\n{out}"
+        assert "Syntax OK" in out, f"{where}:\n{out}"
+
+
+# --- 12. mod_proxy_hcheck missing ----------------------------------------
+
+@pytest.mark.allow_log(r"BBS0001", r"Pre-configuration failed",
+                       r"Configuration Failed")
+def test_needs_mod_proxy_hcheck(httpd_factory, sim, monkeypatch):
+    # the harness loads httpd.BASE_MODULES; leave mod_proxy_hcheck out
+    monkeypatch.setattr(httpd_mod, "BASE_MODULES", tuple(
+        m for m in httpd_mod.BASE_MODULES if m != "proxy_hcheck"))
+    nodes = sim([("r", "bitbucket", "RUNNING")])
+    h = httpd_factory()
+    body = config(balancer("bb", [f"{url4(nodes, 'r')} hcmethod=BBSTATUS "
+                                  f"hcinterval=1"]))
+    text = h.config_text(body)
+    assert "mod_proxy_hcheck.so" not in text
+    assert "mod_bbstatus.so" in text
+
+    rc, out = h.configtest(body)
+    assert rc != 0, out
+    assert any("BBS0001" in l and "mod_proxy_hcheck" in l
+               for l in out.splitlines()), out
+
+    with pytest.raises(HttpdError) as e:
+        h.start(body)
+    msg = str(e.value)
+    assert any("BBS0001" in l and "mod_proxy_hcheck" in l
+               for l in msg.splitlines()), msg
+    assert not h.is_running()
+
+
+# --- 13. BBSTATUS on a worker outside a balancer ----------------------------
+
+@pytest.mark.allow_log(r"BBS0006")
+def test_plain_proxypass_worker(httpd_factory, sim):
+    nodes = sim([("p", "bitbucket", "RUNNING"), ("r", "bitbucket",
+                                                  "RUNNING")])
+    h = httpd_factory()
+    p = url4(nodes, "p")
+    h.start(config(
+        balancer("bb", [f"{url4(nodes, 'r')} hcmethod=BBSTATUS "
+                        f"hcinterval=300ms"]),
+        head=f"ProxyPass /x {p} hcmethod=BBSTATUS hcinterval=300ms\n"))
+    status, hdrs, body = h.get("/x/hello")
+    assert status == 200 and hdrs.get("x-node") == "p", (status, body)
+    # time passes with the checker running: the balancer member is checked
+    wait_member(h, url4(nodes, "r"), checked(3), 8)
+    lines = [l for l in h.error_log().splitlines() if "BBS0006" in l]
+    assert len(lines) == 1, lines
+    assert "[bbstatus:warn]" in lines[0], lines
+    assert p in lines[0], lines
+    assert "only balancer members are checked" in lines[0], lines
+    # and it really is not checked by anyone
+    assert status_count(nodes, "p") == 0, nodes.node("p")["counts"]
+    assert status_count(nodes, "r") >= 3
+
+
+# --- 14. IPv6 member ---------------------------------------------------------
+
+def test_ipv6_member(httpd_factory, sim):
+    v6 = sim([("v", "bitbucket", "RUNNING")], host="::1")
+    v4 = sim([("r", "jira", "RUNNING")])
+    h = httpd_factory()
+    v = f"http://[::1]:{v6.port('v')}"
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    h.start(config(balancer("bb", [f"{url4(v4, 'r')} {params}",
+                                   f"{v} {params}"])))
+    m = wait_member(h, v, decided("route", 2), 8)
+    assert m["probe_url"] == f"{v}/status", m
+    assert m["state"] == "RUNNING" and m["http_status"] == 200, m
+    assert m["in_rotation"] is True, m
+    assert status_count(v6, "v") >= 2
+    seen, answers = traffic(h)
+    assert seen["v"] > 0 and seen["r"] > 0, answers
+
+    v6.set("v", state="STOPPING")
+    m = wait_member(h, v, decided("block"), 8)
+    assert m["state"] == "STOPPING" and m["http_status"] == 503, m
+    seen, answers = traffic(h)
+    assert seen["v"] == 0 and seen["r"] == 20, answers
