@@ -25,7 +25,8 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := tests/unit/bbs_unit
 
 .PHONY: all deps check check-unit check-integration check-guards bench \
-        bench-decide demo demo-stop install uninstall clean
+        bench-decide demo demo-stop install uninstall clean fuzz \
+        check-sanitize
 
 all: $(MODULE_SO)
 
@@ -97,3 +98,33 @@ demo:
 
 demo-stop:
 	$(PYTHON) scripts/demo.py --stop
+
+# ---- fuzzing and sanitizers ----------------------------------------------------
+FUZZ_SECONDS ?= 60
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+build/fuzz_decide: tests/fuzz/fuzz_decide.c $(CORE_SRC) $(wildcard include/*.h)
+	@mkdir -p build
+	clang -g -O1 -std=c99 -Iinclude $(APR_CFLAGS) $(JANSSON_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o $@ tests/fuzz/fuzz_decide.c $(CORE_SRC) $(APR_LIBS) $(JANSSON_LIBS)
+
+# Runs the fuzzer for FUZZ_SECONDS on a copy of the seed corpus (new
+# inputs it finds stay in build/fuzz-corpus, the seeds in git unchanged).
+fuzz: build/fuzz_decide
+	@bash scripts/deps.sh fuzz
+	@mkdir -p build/fuzz-corpus
+	cp -n tests/fuzz/corpus/* build/fuzz-corpus/ 2>/dev/null || true
+	./build/fuzz_decide -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    build/fuzz-corpus 2>&1 | tail -n 15
+
+build/bbs_unit_san: $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h)
+	@mkdir -p build
+	$(CC) $(CORE_CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -o $@ $(UNIT_SRC) \
+	    $(CORE_SRC) $(APR_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS)
+
+# The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+check-sanitize: build/bbs_unit_san
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    CK_DEFAULT_TIMEOUT=120 ./build/bbs_unit_san tests/unit/cases

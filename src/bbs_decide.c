@@ -215,15 +215,23 @@ static void copy_printable(char *dst, apr_size_t cap, const char *src,
     }
 }
 
+/* jansson's error texts quote the bytes they stumbled on, which may be
+ * anything a node sent: the finished reason is made printable as a whole. */
 static void set_reason(bbs_result_t *out, bbs_verdict_e v, const char *fmt,
                        ...)
 {
     va_list ap;
+    char *c;
 
     out->verdict = v;
     va_start(ap, fmt);
     vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
     va_end(ap);
+    for (c = out->reason; *c; ++c) {
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f) {
+            *c = '?';
+        }
+    }
 }
 
 static int has_media_type(const char *ct, const char *type)

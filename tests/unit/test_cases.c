@@ -104,6 +104,17 @@ static const bbs_stateset_t *set_of(const char *words)
     return set;
 }
 
+/* Reasons and states reach logs and terminals: printable ASCII only. */
+static int printable(const char *s)
+{
+    for (; *s; ++s) {
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 START_TEST(case_decides_as_expected)
 {
     const char *name = case_names[_i];
@@ -148,6 +159,8 @@ START_TEST(case_decides_as_expected)
     bbs_decide(&rules, &a, &r);
 
     ck_assert_msg(r.reason[0] != '\0', "%s: empty reason", name);
+    ck_assert_msg(printable(r.reason), "%s: unprintable reason", name);
+    ck_assert_msg(printable(r.state), "%s: unprintable state", name);
     if ((v = apr_table_get(expect, "verdict"))) {
         ck_assert_msg(!strcmp(bbs_verdict_name(r.verdict), v),
                       "%s: verdict %s, expected %s (reason: %s)", name,
