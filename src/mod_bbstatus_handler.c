@@ -88,6 +88,7 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
                 row->probe_url = bbs_probe_url(r->pool, w);
                 if (slot && bbs_shm_read(slot, &row->rec)) {
                     row->has_record = 1;
+                    row->slot_flags = bbs_shm_flags(slot);
                 }
             }
         }
@@ -100,7 +101,7 @@ const char *bbs_view_decision(const bbs_row *row)
     if (!row->has_record || !row->rec.checks) {
         return BBS_DECISION_PENDING;
     }
-    return bbs_decision_name(row->rec.decision);
+    return bbs_decision_name(bbs_decision_from(row->slot_flags, 1));
 }
 
 /* ---- JSON ------------------------------------------------------------ */

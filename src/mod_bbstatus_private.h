@@ -136,6 +136,9 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 #define BBS_FLAG_SET 1
 /* Reads, sets or clears one flag; returns whether it was set before. */
 int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op);
+apr_uint32_t bbs_shm_flags(bbs_slot_t *slot);
+/* The decision the diagnostics show, from a slot's flags. */
+int bbs_decision_from(apr_uint32_t flags, int checked);
 apr_size_t bbs_shm_capacity(void);
 
 /* The checks (mod_bbstatus_watchdog.c, mod_bbstatus_probe.c). */

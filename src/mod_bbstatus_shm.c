@@ -150,6 +150,11 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot)
     return apr_atomic_xchg32(&slot->reprobe, 0) != 0;
 }
 
+apr_uint32_t bbs_shm_flags(bbs_slot_t *slot)
+{
+    return apr_atomic_read32(&slot->flags);
+}
+
 int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op)
 {
     apr_uint32_t old, now;

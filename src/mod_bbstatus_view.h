@@ -16,6 +16,7 @@ typedef struct {
     int ours;          /* hcmethod=BBSTATUS */
     int in_rotation;   /* the balancer would choose it now */
     int has_record;
+    apr_uint32_t slot_flags; /* BBS_SLOT_*: the decision as of now */
     const char *flags; /* balancer-manager's words */
     const char *probe_url;
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */

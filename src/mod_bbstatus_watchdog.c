@@ -81,18 +81,15 @@ const char *bbs_decision_name(int d)
     return BBS_DECISION_PENDING;
 }
 
-static int decision_of(const member_t *m, int checked)
+int bbs_decision_from(apr_uint32_t flags, int checked)
 {
     if (!checked) {
         return BBS_DEC_PENDING;
     }
-    if (bbs_shm_flag(m->slot, BBS_SLOT_DOWN, BBS_FLAG_GET)) {
-        return apr_atomic_read32(&m->bal->panic) ? BBS_DEC_PANIC
-                                                 : BBS_DEC_BLOCK;
+    if (flags & BBS_SLOT_DOWN) {
+        return (flags & BBS_SLOT_PANIC) ? BBS_DEC_PANIC : BBS_DEC_BLOCK;
     }
-    return bbs_shm_flag(m->slot, BBS_SLOT_STANDBY, BBS_FLAG_GET)
-               ? BBS_DEC_STANDBY
-               : BBS_DEC_ROUTE;
+    return (flags & BBS_SLOT_STANDBY) ? BBS_DEC_STANDBY : BBS_DEC_ROUTE;
 }
 
 /* The worker's HcFl follows the checks, except while the balancer is in
@@ -100,8 +97,8 @@ static int decision_of(const member_t *m, int checked)
 static void apply_flags(member_t *m)
 {
     proxy_worker *w = m->w;
-    int down = bbs_shm_flag(m->slot, BBS_SLOT_DOWN, BBS_FLAG_GET);
-    int want = down && !apr_atomic_read32(&m->bal->panic);
+    apr_uint32_t f = bbs_shm_flags(m->slot);
+    int want = (f & BBS_SLOT_DOWN) && !(f & BBS_SLOT_PANIC);
 
     if (want && !PROXY_WORKER_IS_HCFAILED(w)) {
         ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
@@ -178,12 +175,12 @@ static void apply_standby(member_t *m, const bbs_result_t *r, int down)
     }
 }
 
+static int note_decision(member_t *m, apr_time_t now);
+
 static void record_check(member_t *m, const bbs_probe_result *pr,
-                         const bbs_result_t *r, apr_time_t now,
-                         apr_pool_t *p)
+                         const bbs_result_t *r, apr_time_t now)
 {
     bbs_record_t *rec = &m->rec;
-    int before = rec->decision, after;
 
     if (rec->checked_at) {
         rec->last_interval = now - rec->checked_at;
@@ -203,7 +200,21 @@ static void record_check(member_t *m, const bbs_probe_result *pr,
                            ? pr->answer.http_status
                            : 0;
     apr_cpystrn(rec->probe_url, m->probe_url, sizeof(rec->probe_url));
-    after = rec->decision = decision_of(m, 1);
+    note_decision(m, now);
+    bbs_shm_write(m->slot, rec);
+}
+
+/* Records and logs a change of decision; the caller writes the record.
+ * Called by whoever owns the member: its check, or the watchdog thread
+ * between checks. */
+static int note_decision(member_t *m, apr_time_t now)
+{
+    char code[16];
+    bbs_record_t *rec = &m->rec;
+    int before = rec->decision, after;
+
+    after = rec->decision = bbs_decision_from(bbs_shm_flags(m->slot),
+                                              rec->checks > 0);
     if (after != before) {
         bbs_change_t *c = &rec->history[rec->history_len % BBS_HISTORY];
 
@@ -214,17 +225,19 @@ static void record_check(member_t *m, const bbs_probe_result *pr,
         apr_cpystrn(c->reason, rec->reason, sizeof(c->reason));
         rec->history_len++;
         rec->changed_at = now;
+        apr_snprintf(code, sizeof(code), "%d", rec->http_status);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, m->bal->s,
                      "BBS0010: %s member %s: %s -> %s (state %s, %s): %s",
                      m->bal->b->s->name, m->w->s->name_ex,
                      bbs_decision_name(before), bbs_decision_name(after),
                      rec->has_state ? rec->state : "none",
-                     rec->http_status ? apr_itoa(p, rec->http_status)
+                     rec->http_status ? code
                                       : bbs_transport_name(
                                             (bbs_transport_e)rec->transport),
                      rec->reason);
+        return 1;
     }
-    bbs_shm_write(m->slot, rec);
+    return 0;
 }
 
 static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
@@ -244,7 +257,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     down = count(m, &r, now);
     apply_standby(m, &r, down);
     apply_flags(m);
-    record_check(m, &pr, &r, now, p);
+    record_check(m, &pr, &r, now);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s,
                  "BBS0011: checked %s member %s: %s, %s (%" APR_TIME_T_FMT
                  " us, passes %d/%d, fails %d/%d)",
@@ -374,7 +387,7 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
 /* Panic: when every member of a balancer is out only because its checks
  * failed (none said it is going away), the checks are more likely wrong
  * than the whole cluster; keep routing and say so, once. */
-static void judge_panic(balancer_t *bal)
+static void judge_panic(balancer_t *bal, apr_time_t now)
 {
     int i, ours = 0, failed = 0, usable_other = 0, panic;
 
@@ -419,8 +432,13 @@ static void judge_panic(balancer_t *bal)
         member_t *m = APR_ARRAY_IDX(bal->members, i, member_t *);
         bbs_shm_flag(m->slot, BBS_SLOT_PANIC, panic ? BBS_FLAG_SET
                                                     : BBS_FLAG_CLEAR);
+        /* an idle member belongs to this thread until it is handed to a
+         * probe again; a busy one is settled by its check */
         if (bbs_method_is(m->w) && !apr_atomic_read32(&m->busy)) {
             apply_flags(m);
+            if (note_decision(m, now)) {
+                bbs_shm_write(m->slot, &m->rec);
+            }
         }
     }
 }
@@ -475,7 +493,7 @@ static void tick(checker_t *ck)
         }
     }
     for (i = 0; i < ck->order->nelts; ++i) {
-        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *));
+        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *), now);
     }
 }
 
