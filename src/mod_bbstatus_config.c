@@ -97,6 +97,24 @@ void bbs_settings_for(bbs_settings *out, server_rec *s,
     }
 }
 
+void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton)
+{
+    for (; s; s = s->next) {
+        proxy_server_conf *conf = ap_get_module_config(s->module_config,
+                                                       &proxy_module);
+        proxy_balancer *b;
+        int i;
+
+        if (!conf) {
+            continue;
+        }
+        b = (proxy_balancer *)conf->balancers->elts;
+        for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+            fn(s, conf, b, baton);
+        }
+    }
+}
+
 /* Every message names the directive and the value, on one line. */
 static const char *bad(cmd_parms *cmd, const char *value, const char *why)
 {

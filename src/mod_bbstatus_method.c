@@ -127,11 +127,15 @@ void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
     }
 }
 
-static void park_balancer(proxy_balancer *b, apr_time_t now)
+static void park_balancer(server_rec *s, proxy_server_conf *conf,
+                          proxy_balancer *b, void *baton)
 {
     proxy_worker **workers = (proxy_worker **)b->workers->elts;
+    apr_time_t now = *(apr_time_t *)baton;
     int i;
 
+    (void)s;
+    (void)conf;
     for (i = 0; i < b->workers->nelts; ++i) {
         proxy_worker *w = workers[i];
         bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex,
@@ -143,20 +147,7 @@ void bbs_method_park_all(server_rec *s)
 {
     apr_time_t now = apr_time_now();
 
-    for (; s; s = s->next) {
-        proxy_server_conf *conf = ap_get_module_config(s->module_config,
-                                                       &proxy_module);
-        proxy_balancer *b;
-        int i;
-
-        if (!conf) {
-            continue;
-        }
-        b = (proxy_balancer *)conf->balancers->elts;
-        for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
-            park_balancer(b, now);
-        }
-    }
+    bbs_each_balancer(s, park_balancer, &now);
 }
 
 void bbs_method_child_init(apr_pool_t *p, server_rec *s)

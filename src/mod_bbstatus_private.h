@@ -62,6 +62,12 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
 void bbs_settings_for(bbs_settings *out, server_rec *s,
                       proxy_balancer *balancer, apr_pool_t *p);
 
+/* Calls fn for every balancer of every server; a virtual host's copies of
+ * the main server's balancers share their workers and shared records. */
+typedef void bbs_balancer_fn(server_rec *s, proxy_server_conf *conf,
+                             proxy_balancer *b, void *baton);
+void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton);
+
 /* The hcmethod row the module claims (mod_bbstatus_method.c). */
 int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp);
@@ -140,6 +146,8 @@ apr_uint32_t bbs_shm_flags(bbs_slot_t *slot);
 /* The decision the diagnostics show, from a slot's flags. */
 int bbs_decision_from(apr_uint32_t flags, int checked);
 apr_size_t bbs_shm_capacity(void);
+/* FNV-1a of a string: slot placement and spreading first checks. */
+apr_uint32_t bbs_hash(const char *s);
 
 /* The checks (mod_bbstatus_watchdog.c, mod_bbstatus_probe.c). */
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,

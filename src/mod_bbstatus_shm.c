@@ -48,7 +48,7 @@ typedef struct {
 /* Set in the parent before children fork; read-only afterwards. */
 static segment_t *seg;
 
-static apr_uint32_t key_hash(const char *key)
+apr_uint32_t bbs_hash(const char *key)
 {
     apr_uint32_t h = 2166136261u;
 
@@ -105,7 +105,7 @@ bbs_slot_t *bbs_shm_find(const char *balancer, const char *member,
     char key[KEY_LEN];
 
     make_key(key, balancer, member);
-    return lookup(seg, key, key_hash(key), create);
+    return lookup(seg, key, bbs_hash(key), create);
 }
 
 apr_size_t bbs_shm_capacity(void)
@@ -171,26 +171,21 @@ int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op)
 
 /* Room for every member a balancer may ever hold, BalancerGrowth
  * included, plus a margin for balancers added through the manager. */
+static void count_slots(server_rec *s, proxy_server_conf *conf,
+                        proxy_balancer *b, void *baton)
+{
+    (void)s;
+    (void)conf;
+    *(apr_size_t *)baton += (apr_size_t)(b->max_workers > b->workers->nelts
+                                             ? b->max_workers
+                                             : b->workers->nelts);
+}
+
 static apr_size_t slots_needed(server_rec *s)
 {
     apr_size_t n = 16;
 
-    for (; s; s = s->next) {
-        proxy_server_conf *conf = ap_get_module_config(s->module_config,
-                                                       &proxy_module);
-        proxy_balancer *b;
-        int i;
-
-        if (!conf) {
-            continue;
-        }
-        b = (proxy_balancer *)conf->balancers->elts;
-        for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
-            n += (apr_size_t)(b->max_workers > b->workers->nelts
-                                  ? b->max_workers
-                                  : b->workers->nelts);
-        }
-    }
+    bbs_each_balancer(s, count_slots, &n);
     /* open addressing stays fast while at most half full */
     return n * 2;
 }

@@ -291,12 +291,7 @@ static balancer_t *balancer_of(checker_t *ck, proxy_balancer *b,
 
 static apr_uint32_t spread(const char *key, apr_uint32_t range)
 {
-    apr_uint32_t h = 2166136261u;
-
-    for (; *key; ++key) {
-        h = (h ^ (unsigned char)*key) * 16777619u;
-    }
-    return range ? h % range : 0;
+    return range ? bbs_hash(key) % range : 0;
 }
 
 static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
@@ -443,57 +438,52 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
     }
 }
 
-static void tick(checker_t *ck)
+typedef struct {
+    checker_t *ck;
+    apr_time_t now;
+} tick_t;
+
+static void tick_balancer(server_rec *s, proxy_server_conf *conf,
+                          proxy_balancer *b, void *baton)
 {
-    apr_time_t now = apr_time_now();
-    server_rec *s;
-    int i;
+    tick_t *t = baton;
+    balancer_t *bal;
+    int k;
 
-    for (s = ck->s; s; s = s->next) {
-        proxy_server_conf *conf = ap_get_module_config(s->module_config,
-                                                       &proxy_module);
-        proxy_balancer *b;
-        int n;
+    /* members added in balancer-manager; the balancer's own lock, as its
+     * request path takes it for the same call */
+    if (b->s->wupdated > b->wupdated && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+        ap_proxy_sync_balancer(b, s, conf);
+        PROXY_THREAD_UNLOCK(b);
+    }
+    bal = balancer_of(t->ck, b, s);
+    if (bal->b != b) {
+        return; /* a virtual host's copy of a balancer seen already */
+    }
+    for (k = 0; k < b->workers->nelts; ++k) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
+        member_t *m = bbs_method_is(w) ? member_of(t->ck, bal, w, t->now)
+                                       : NULL;
 
-        if (!conf) {
-            continue;
-        }
-        b = (proxy_balancer *)conf->balancers->elts;
-        for (n = 0; n < conf->balancers->nelts; ++n, ++b) {
-            balancer_t *bal;
-            int k;
-
-            /* members added in balancer-manager; the balancer's own lock,
-             * as its request path takes it for the same call */
-            if (b->s->wupdated > b->wupdated
-                && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
-                ap_proxy_sync_balancer(b, s, conf);
-                PROXY_THREAD_UNLOCK(b);
-            }
-            bal = balancer_of(ck, b, s);
-            if (bal->b != b) {
-                continue; /* inherited copy of a balancer seen already */
-            }
-            for (k = 0; k < b->workers->nelts; ++k) {
-                proxy_worker *w = APR_ARRAY_IDX(b->workers, k,
-                                                proxy_worker *);
-                member_t *m = NULL;
-
-                if (bbs_method_is(w)) {
-                    m = member_of(ck, bal, w, now);
-                }
-                bbs_method_park(w, m ? m->slot
-                                     : bbs_shm_find(b->s->name,
-                                                    w->s->name_ex, 0),
-                                now);
-                if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
-                    schedule(ck, m, now);
-                }
-            }
+        bbs_method_park(w, m ? m->slot
+                             : bbs_shm_find(b->s->name, w->s->name_ex, 0),
+                        t->now);
+        if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
+            schedule(t->ck, m, t->now);
         }
     }
+}
+
+static void tick(checker_t *ck)
+{
+    tick_t t;
+    int i;
+
+    t.ck = ck;
+    t.now = apr_time_now();
+    bbs_each_balancer(ck->s, tick_balancer, &t);
     for (i = 0; i < ck->order->nelts; ++i) {
-        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *), now);
+        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *), t.now);
     }
 }
 
