@@ -479,7 +479,8 @@ int bbs_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, BBS_HANDLER_NAME)) {
         return DECLINED;
     }
-    r->allowed = (AP_METHOD_BIT << M_GET);
+    /* Allow: is built from this mask (HEAD comes with GET) */
+    ap_allow_standard_methods(r, REPLACE_ALLOW, M_GET, -1);
     if (r->method_number != M_GET) {
         return HTTP_METHOD_NOT_ALLOWED;
     }

@@ -352,8 +352,12 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
         /* a re-probe request waits until the running probe is done */
         return;
     }
-    if (bbs_shm_take_probe_request(m->slot) && m->bal->set.reprobe > 0
-        && now - m->last_reprobe >= m->bal->set.reprobe) {
+    /* a request for a probe waits, set, until the re-probe interval since
+     * the last one has passed: a storm of failures yields one probe per
+     * interval, and none is lost */
+    if (m->bal->set.reprobe > 0
+        && now - m->last_reprobe >= m->bal->set.reprobe
+        && bbs_shm_take_probe_request(m->slot)) {
         m->last_reprobe = now;
         m->due = now;
     }
