@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
-check=("${build[@]}" check python3-pytest curl)
+check=("${build[@]}" check python3-pytest curl openssl)
 case "${1:-check}" in
   build) want=("${build[@]}") ;;
   check|ci) want=("${check[@]}") ;;

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "apr_fnmatch.h"
 #include "apr_strings.h"
 #include "http_core.h"
 #include "mod_watchdog.h"
@@ -49,19 +50,54 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s)
     return c;
 }
 
-void bbs_settings_for(bbs_settings *out, server_rec *s,
-                      proxy_balancer *balancer, apr_pool_t *p)
+/* The per-directory configuration a request to this balancer would get:
+ * the server's, merged with every <Proxy> section matching
+ * "balancer://name/", as mod_proxy's own walk does. httpd records a
+ * balancer's section in balancer->section_config only when the <Proxy>
+ * line has parameters, so the sections are matched here. */
+ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
+                                          proxy_balancer *b)
 {
-    const bbs_dir_conf *c = ap_get_module_config(s->lookup_defaults,
-                                                 &bbstatus_module);
+    proxy_server_conf *sconf = ap_get_module_config(s->module_config,
+                                                    &proxy_module);
+    ap_conf_vector_t *dc = s->lookup_defaults;
+    const char *url = apr_pstrcat(p, b->s->name, "/", NULL);
+    ap_conf_vector_t **sec;
+    int i;
 
-    if (balancer && balancer->section_config) {
-        const bbs_dir_conf *sec = ap_get_module_config(
-            balancer->section_config, &bbstatus_module);
-        if (sec) {
-            c = c ? bbs_merge_dir_conf(p, (void *)c, (void *)sec) : sec;
+    if (!sconf || !sconf->sec_proxy) {
+        return dc;
+    }
+    sec = (ap_conf_vector_t **)sconf->sec_proxy->elts;
+    for (i = 0; i < sconf->sec_proxy->nelts; ++i) {
+        const proxy_dir_conf *pd = ap_get_module_config(sec[i],
+                                                        &proxy_module);
+        int match;
+
+        if (!pd || !pd->p) {
+            continue;
+        }
+        if (pd->r) {
+            match = !ap_regexec(pd->r, url, 0, NULL, 0);
+        }
+        else if (pd->p_is_fnmatch) {
+            match = !apr_fnmatch(pd->p, url, 0);
+        }
+        else {
+            match = !strncmp(url, pd->p, strlen(pd->p));
+        }
+        if (match) {
+            dc = ap_merge_per_dir_configs(p, dc, sec[i]);
         }
     }
+    return dc;
+}
+
+void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config)
+{
+    const bbs_dir_conf *c = ap_get_module_config(dir_config,
+                                                 &bbstatus_module);
+
     bbs_rules_default(&out->rules);
     out->timeout = BBS_TIMEOUT_DEFAULT;
     out->reprobe = BBS_REPROBE_DEFAULT;

@@ -59,8 +59,9 @@ extern const command_rec bbs_cmds[];
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir);
 void *bbs_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
-void bbs_settings_for(bbs_settings *out, server_rec *s,
-                      proxy_balancer *balancer, apr_pool_t *p);
+ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
+                                          proxy_balancer *b);
+void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config);
 
 /* Calls fn for every balancer of every server; a virtual host's copies of
  * the main server's balancers share their workers and shared records. */
@@ -163,7 +164,7 @@ const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w);
 /* The request path: "/base/status" with no double slash. */
 const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w);
 void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
-                   proxy_balancer *balancer, const bbs_settings *set,
+                   ap_conf_vector_t *dir_config, const bbs_settings *set,
                    apr_pool_t *p, apr_thread_t *thread,
                    bbs_probe_result *out);
 proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,

@@ -116,20 +116,16 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
 }
 
 /* A request_rec just complete enough for the proxy's connection code and
- * httpd's input filters; merged with the balancer's <Proxy> section so
- * SSLProxy* settings there apply to the probe too. */
+ * httpd's input filters, with the configuration a request to the balancer
+ * gets, so SSLProxy* settings of its <Proxy> section apply to the probe. */
 static request_rec *make_request(apr_pool_t *p, server_rec *s,
-                                 proxy_balancer *balancer)
+                                 ap_conf_vector_t *dir_config)
 {
     request_rec *r = apr_pcalloc(p, sizeof(*r));
 
     r->pool = p;
     r->server = s;
-    r->per_dir_config = s->lookup_defaults;
-    if (balancer && balancer->section_config) {
-        r->per_dir_config = ap_merge_per_dir_configs(p, r->per_dir_config,
-                                                     balancer->section_config);
-    }
+    r->per_dir_config = dir_config;
     r->proxyreq = PROXYREQ_RESPONSE;
     r->headers_in = apr_table_make(p, 4);
     r->headers_out = apr_table_make(p, 8);
@@ -204,10 +200,20 @@ static void io_failure(probe_t *pr, apr_status_t rv, int in_body,
         transport(pr, BBS_TX_EMPTY, NULL);
     }
     else if (pr->backend->is_ssl && !in_body) {
-        transport(pr, BBS_TX_TLS, apr_strerror(rv, buf, sizeof(buf)));
+        transport(pr, BBS_TX_TLS, apr_pstrdup(p, apr_strerror(rv, buf,
+                                                              sizeof(buf))));
+    }
+    else if (in_body) {
+        /* HTTP_IN says no more than "general error" for bad chunking or a
+         * body cut short of its Content-Length */
+        transport(pr, BBS_TX_BODY, APR_STATUS_IS_EGENERAL(rv)
+                                       ? "bad chunked encoding or the body "
+                                         "ended before its length"
+                                       : apr_psprintf(p, "%s", apr_strerror(
+                                             rv, buf, sizeof(buf))));
     }
     else {
-        transport(pr, in_body ? BBS_TX_BODY : BBS_TX_OTHER,
+        transport(pr, BBS_TX_OTHER,
                   apr_psprintf(p, "%s: %s", where,
                                apr_strerror(rv, buf, sizeof(buf))));
     }
@@ -269,6 +275,48 @@ static int read_line(probe_t *pr, char *buf, apr_size_t *len,
     return 1;
 }
 
+/* Looks at the first bytes before reading a line: nothing at all is an
+ * empty reply, anything but "HTTP/1." is not an HTTP/1.x response (an
+ * HTTP/0.9 body, garbage), whatever the line reader would make of it. */
+static int first_bytes(probe_t *pr)
+{
+    static const char want[] = "HTTP/1.";
+    char got[sizeof(want)];
+    apr_size_t n = sizeof(want) - 1;
+    apr_status_t rv;
+
+    if (!arm(pr)) {
+        transport(pr, BBS_TX_TIMEOUT, "waiting for the status line");
+        return 0;
+    }
+    rv = ap_get_brigade(pr->r->proto_input_filters, pr->bb,
+                        AP_MODE_SPECULATIVE, APR_BLOCK_READ, (apr_off_t)n);
+    if (rv == APR_SUCCESS) {
+        rv = apr_brigade_flatten(pr->bb, got, &n);
+    }
+    apr_brigade_cleanup(pr->bb);
+    if (APR_STATUS_IS_EOF(rv) || (rv == APR_SUCCESS && n == 0)) {
+        transport(pr, BBS_TX_EMPTY, NULL);
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
+        io_failure(pr, rv, 0, "waiting for the status line");
+        return 0;
+    }
+    if (memcmp(got, want, n)) {
+        char shown[sizeof(want)];
+        apr_size_t i;
+        for (i = 0; i < n; ++i) {
+            shown[i] = apr_isprint(got[i]) ? got[i] : '?';
+        }
+        shown[n] = '\0';
+        transport(pr, BBS_TX_PROTOCOL, apr_psprintf(pr->pool,
+                  "it begins '%s'", shown));
+        return 0;
+    }
+    return 1;
+}
+
 static int read_head(probe_t *pr)
 {
     request_rec *r = pr->r;
@@ -276,7 +324,8 @@ static int read_head(probe_t *pr)
     apr_size_t len = 0;
     int lines;
 
-    if (!read_line(pr, buf, &len, "waiting for the status line")) {
+    if (!first_bytes(pr)
+        || !read_line(pr, buf, &len, "waiting for the status line")) {
         return 0;
     }
     if (len == 0 && pr->a->transport == BBS_TX_OK) {
@@ -442,7 +491,7 @@ static int connect_member(probe_t *pr, proxy_worker *hc, server_rec *s)
 }
 
 void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
-                   proxy_balancer *balancer, const bbs_settings *set,
+                   ap_conf_vector_t *dir_config, const bbs_settings *set,
                    apr_pool_t *p, apr_thread_t *thread,
                    bbs_probe_result *out)
 {
@@ -478,7 +527,7 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
     if (!connect_member(&pr, hc, s)) {
         goto done;
     }
-    pr.r = make_request(p, s, balancer);
+    pr.r = make_request(p, s, dir_config);
     if (ap_proxy_connection_create_ex(PROXY_FUNCTION, pr.backend, pr.r)
         != OK) {
         transport(&pr, pr.backend->is_ssl ? BBS_TX_TLS : BBS_TX_OTHER,

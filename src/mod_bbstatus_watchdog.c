@@ -32,6 +32,7 @@ typedef struct {
     proxy_balancer_shared *key; /* hash key: the same for vhost copies */
     proxy_balancer *b;
     server_rec *s;
+    ap_conf_vector_t *dir_config; /* what requests to the balancer get */
     bbs_settings set;
     apr_array_header_t *members; /* member_t *, BBSTATUS or not */
     volatile apr_uint32_t panic;
@@ -250,8 +251,8 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     int down;
 
     apr_pool_create(&p, m->pool);
-    bbs_probe_run(m->hc, m->path, m->bal->s, m->bal->b, &m->bal->set, p,
-                  thread, &pr);
+    bbs_probe_run(m->hc, m->path, m->bal->s, m->bal->dir_config,
+                  &m->bal->set, p, thread, &pr);
     bbs_decide(&m->bal->set.rules, &pr.answer, &r);
     now = apr_time_now();
     down = count(m, &r, now);
@@ -282,7 +283,8 @@ static balancer_t *balancer_of(checker_t *ck, proxy_balancer *b,
         bal->b = b;
         bal->s = s;
         bal->members = apr_array_make(ck->pool, 4, sizeof(member_t *));
-        bbs_settings_for(&bal->set, s, b, ck->pool);
+        bal->dir_config = bbs_balancer_dir_config(ck->pool, s, b);
+        bbs_settings_for(&bal->set, bal->dir_config);
         apr_hash_set(ck->balancers, &bal->key, sizeof(bal->key), bal);
         APR_ARRAY_PUSH(ck->order, balancer_t *) = bal;
     }
