@@ -84,6 +84,8 @@ static void bbs_register_hooks(apr_pool_t *p)
     /* mod_watchdog creates the mutexes of the instances asked for before
      * its own post_config runs */
     static const char *const before_watchdog[] = {"mod_watchdog.c", NULL};
+    static const char *const before_balancer[] = {"mod_proxy_balancer.c",
+                                                  NULL};
 
     (void)p;
     ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -94,7 +96,10 @@ static void bbs_register_hooks(apr_pool_t *p)
     ap_hook_handler(bbs_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, bbs_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
-    proxy_hook_post_request(bbs_post_request, NULL, NULL, APR_HOOK_MIDDLE);
+    /* post_request runs until a hook says OK, as mod_proxy_balancer's
+     * always does: this one declines, and must come first */
+    proxy_hook_post_request(bbs_post_request, NULL, before_balancer,
+                            APR_HOOK_FIRST);
 }
 
 module AP_MODULE_DECLARE_DATA bbstatus_module = {

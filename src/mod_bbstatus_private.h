@@ -138,6 +138,7 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 #define BBS_SLOT_PANIC 0x4    /* the member's balancer is in panic */
 #define BBS_SLOT_DOWN 0x8     /* the checks say out, panic or not */
 #define BBS_SLOT_FAILED 0x10  /* the last check learned nothing (fail) */
+#define BBS_SLOT_STANDBY_STATE 0x20 /* the node is in a standby state */
 #define BBS_FLAG_GET (-1)
 #define BBS_FLAG_CLEAR 0
 #define BBS_FLAG_SET 1

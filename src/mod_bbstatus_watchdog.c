@@ -49,6 +49,7 @@ typedef struct {
     const char *path;
     const char *probe_url;
     apr_time_t due;
+    apr_time_t launched;    /* due time of the check in flight */
     apr_time_t last_reprobe;
     volatile apr_uint32_t busy;
     bbs_record_t rec;       /* last record written, owned like the pool */
@@ -90,7 +91,8 @@ int bbs_decision_from(apr_uint32_t flags, int checked)
     if (flags & BBS_SLOT_DOWN) {
         return (flags & BBS_SLOT_PANIC) ? BBS_DEC_PANIC : BBS_DEC_BLOCK;
     }
-    return (flags & BBS_SLOT_STANDBY) ? BBS_DEC_STANDBY : BBS_DEC_ROUTE;
+    return (flags & BBS_SLOT_STANDBY_STATE) ? BBS_DEC_STANDBY
+                                            : BBS_DEC_ROUTE;
 }
 
 /* The worker's HcFl follows the checks, except while the balancer is in
@@ -166,6 +168,8 @@ static void apply_standby(member_t *m, const bbs_result_t *r, int down)
     if (down) {
         return;
     }
+    bbs_shm_flag(m->slot, BBS_SLOT_STANDBY_STATE,
+                 r->standby ? BBS_FLAG_SET : BBS_FLAG_CLEAR);
     if (r->standby && !ours && !PROXY_WORKER_IS_STANDBY(w)) {
         ap_proxy_set_wstatus(PROXY_WORKER_HOT_STANDBY_FLAG, 1, w);
         bbs_shm_flag(m->slot, BBS_SLOT_STANDBY, BBS_FLAG_SET);
@@ -241,6 +245,17 @@ static int note_decision(member_t *m, apr_time_t now)
     return 0;
 }
 
+static apr_interval_time_t interval_of(const member_t *m)
+{
+    apr_interval_time_t iv = m->w->s->interval;
+    apr_interval_time_t fast = m->bal->set.fast_interval;
+
+    if (fast && fast < iv && (m->w->s->pcount > 0 || m->w->s->fcount > 0)) {
+        return fast;
+    }
+    return iv;
+}
+
 static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
 {
     member_t *m = data;
@@ -267,6 +282,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
                  m->w->s->pcount, m->w->s->passes, m->w->s->fcount,
                  m->w->s->fails);
     apr_pool_destroy(p);
+    m->due = m->launched + interval_of(m);
     apr_atomic_set32(&m->busy, 0);
     return NULL;
 }
@@ -335,21 +351,8 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     return m;
 }
 
-static apr_interval_time_t interval_of(const member_t *m)
-{
-    apr_interval_time_t iv = m->w->s->interval;
-    apr_interval_time_t fast = m->bal->set.fast_interval;
-
-    if (fast && fast < iv && (m->w->s->pcount > 0 || m->w->s->fcount > 0)) {
-        return fast;
-    }
-    return iv;
-}
-
 static void schedule(checker_t *ck, member_t *m, apr_time_t now)
 {
-    apr_interval_time_t iv;
-
     if (apr_atomic_read32(&m->busy)) {
         /* a re-probe request waits until the running probe is done */
         return;
@@ -374,9 +377,9 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
             return;
         }
     }
-    iv = interval_of(m);
-    /* keep the cadence; after a stall, start afresh from now */
-    m->due = (m->due + iv > now) ? m->due + iv : now + iv;
+    /* the check sets the next due time from this one, with the counts
+     * it leaves (BBStatusFastInterval); after a stall, from now */
+    m->launched = (now - m->due < m->w->s->interval) ? m->due : now;
     apr_atomic_set32(&m->busy, 1);
     if (!ck->tp || apr_thread_pool_push(ck->tp, check_member, m,
                                         APR_THREAD_TASK_PRIORITY_NORMAL,
