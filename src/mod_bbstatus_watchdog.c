@@ -504,8 +504,11 @@ static void checker_start(checker_t *ck)
     ck->members = apr_hash_make(ck->pool);
     ck->balancers = apr_hash_make(ck->pool);
     ck->order = apr_array_make(ck->pool, 4, sizeof(balancer_t *));
-    rv = apr_thread_pool_create(&ck->tp, 1, (apr_size_t)ck->threads,
-                                ck->pool);
+    /* all threads from the start: APR adds a thread only when none is
+     * idle, so with fewer, a probe pushed in the same tick as a hanging
+     * one could wait behind it */
+    rv = apr_thread_pool_create(&ck->tp, (apr_size_t)ck->threads,
+                                (apr_size_t)ck->threads, ck->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ck->s,
                      "BBS0040: no thread pool of %d threads; probes run "

@@ -196,9 +196,10 @@ def test_state_routes_or_blocks(httpd_factory, sim, flavor, state):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", flavor, state)])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    # standby has its own tests; here STARTING/MAINTENANCE simply route
     h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
-                                   f"{url4(nodes, 't')} {params}"],
-                            extra="BBStatusStandby none")))
+                                   f"{url4(nodes, 't')} {params}"]),
+                   head="BBStatusStandby none\n"))
     t, r = url4(nodes, "t"), url4(nodes, "r")
     wait_member(h, r, decided("route"), 8)
     m = wait_member(h, t, lambda m: checked()(m)
@@ -278,69 +279,135 @@ def test_blocked_member_needs_hcpasses(httpd_factory, sim):
 
 # --- 3. fast block versus counted block, and fail verdicts ---------------
 
-def test_fast_block_and_counting(httpd_factory, sim):
+def _first_changes(w, keys, changed, deadline=8):
+    """Checks value of the first record of each member that satisfies
+    changed[n], after making sure the record before it did not."""
+    def firsts(w):
+        ks = {n: w.first(keys[n], changed[n]) for n in keys}
+        return ks if all(v is not None for v in ks.values()) else None
+    ks = w.until(firsts, deadline, what="first check after the change")
+    for n in keys:
+        assert (ks[n] - 1) in w.seen[keys[n]] and not changed[n](
+            w.seen[keys[n]][ks[n] - 1]), (n, w.summary())
+    return ks
+
+
+def _out_after(w, key, k, fails):
+    """Records k .. k+fails-1: in rotation for the first fails-1 of them,
+    out from the last one on."""
+    w.until(lambda w: k + fails - 1 in w.seen[key], 4 * fails + 2,
+            what=f"{fails} checks after the change")
+    for i in range(fails - 1):
+        rec = w.seen[key][k + i]
+        assert rec["in_rotation"] is True, (i, w.summary())
+        assert "HcFl" not in rec["flags"], (i, rec)
+    rec = w.seen[key][k + fails - 1]
+    assert rec["in_rotation"] is False, w.summary()
+    assert "HcFl" in rec["flags"], rec
+    assert rec["decision"] == "block", rec
+    return rec
+
+
+def test_fast_block_default_and_fail_counting(httpd_factory, sim):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("f", "bitbucket", "RUNNING"),
-                 ("s", "jira", "RUNNING"), ("g", "bitbucket", "RUNNING")])
+                 ("g", "jira", "RUNNING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
     r = url4(nodes, "r")
     h.start(config(
         balancer("fast", [f"{r} {params}", f"{url4(nodes, 'f')} {params}"]),
-        balancer("slow", [f"{r} {params}", f"{url4(nodes, 's')} {params}"],
-                 extra="BBStatusFastBlock off"),
         balancer("garb", [f"{r} {params}", f"{url4(nodes, 'g')} {params}"]),
         "ProxyPass /fast/ balancer://fast/\n"
-        "ProxyPass /slow/ balancer://slow/\n"
         "ProxyPass /garb/ balancer://garb/\n",
         catch_all=None))
-    keys = {n: (f"balancer://{b}", url4(nodes, n))
-            for n, b in (("f", "fast"), ("s", "slow"), ("g", "garb"))}
-    for n, (b, u) in keys.items():
+    keys = {"f": ("balancer://fast", url4(nodes, "f")),
+            "g": ("balancer://garb", url4(nodes, "g"))}
+    for b, u in keys.values():
         wait_member(h, u, decided("route"), 8, bal=b[len("balancer://"):])
 
     w = Watch(h, keys.values())
     w.poll()
     nodes.set("f", state="STOPPING")
-    nodes.set("s", state="STOPPING")
     nodes.set("g", mode="garbage")
-    changed = {
+    ks = _first_changes(w, keys, {
         "f": lambda m: m["state"] == "STOPPING",
-        "s": lambda m: m["state"] == "STOPPING",
         "g": lambda m: (m.get("failures") or 0) > 0,
-    }
-
-    def firsts(w):
-        ks = {n: w.first(keys[n], changed[n]) for n in keys}
-        return ks if all(v is not None for v in ks.values()) else None
-    ks = w.until(firsts, 8, what="first check after the change")
-    for n in keys:
-        assert (ks[n] - 1) in w.seen[keys[n]] and not changed[n](
-            w.seen[keys[n]][ks[n] - 1]), (n, w.summary())
-
+    })
     # fast block (default): out after ONE STOPPING check despite hcfails=3
     fk = w.seen[keys["f"]][ks["f"]]
     assert fk["in_rotation"] is False and "HcFl" in fk["flags"], fk
     assert fk["decision"] == "block", fk
-
-    # BBStatusFastBlock off, and fail verdicts: hcfails (3) checks
-    w.until(lambda w: all(ks[n] + 2 in w.seen[keys[n]] for n in "sg"), 10,
-            what="third check after the change")
-    for n in "sg":
-        for i in (0, 1):
-            rec = w.seen[keys[n]][ks[n] + i]
-            assert rec["in_rotation"] is True, (n, i, w.summary())
-            assert "HcFl" not in rec["flags"], (n, i, rec)
-        rec = w.seen[keys[n]][ks[n] + 2]
-        assert rec["in_rotation"] is False, (n, w.summary())
-        assert "HcFl" in rec["flags"], (n, rec)
-        assert rec["decision"] == "block", (n, rec)
-    g = w.seen[keys["g"]][ks["g"] + 2]
+    assert fk["http_status"] == 503, fk
+    # a fail verdict (garbage instead of HTTP) needs hcfails checks
+    g = _out_after(w, keys["g"], ks["g"], 3)
     assert g["state"] is None and g["http_status"] is None, g
     assert g["failures"] >= 3, g
 
-    for prefix, name in (("/fast/", "f"), ("/slow/", "s"), ("/garb/", "g")):
+    for prefix, name in (("/fast/", "f"), ("/garb/", "g")):
         seen, answers = traffic(h, 10, path=prefix + "x")
         assert seen[name] == 0 and seen["r"] == 10, (prefix, answers)
+
+
+def test_fast_block_off(httpd_factory, sim):
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("s", "jira", "RUNNING")])
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
+    s = url4(nodes, "s")
+    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
+                                   f"{s} {params}"]),
+                   head="BBStatusFastBlock off\n"))
+    wait_member(h, s, decided("route"), 8)
+    keys = {"s": ("balancer://bb", s)}
+    w = Watch(h, keys.values())
+    w.poll()
+    nodes.set("s", state="STOPPING")
+    ks = _first_changes(w, keys, {"s": lambda m: m["state"] == "STOPPING"})
+    rec = _out_after(w, keys["s"], ks["s"], 3)
+    assert rec["state"] == "STOPPING", rec
+    seen, answers = traffic(h)
+    assert seen["s"] == 0 and seen["r"] == 20, answers
+
+
+# --- 3b. settings given inside <Proxy balancer://...> ------------------------
+
+def test_settings_in_proxy_section(httpd_factory, sim):
+    """BBStatus* directives inside a <Proxy balancer://...> section apply
+    to that balancer only, whether or not the <Proxy> line has
+    parameters; a balancer without them keeps the defaults."""
+    nodes = sim([("r", "bitbucket", "RUNNING"), ("a", "bitbucket",
+                                                  "MAINTENANCE"),
+                 ("b", "bitbucket", "MAINTENANCE"),
+                 ("c", "bitbucket", "MAINTENANCE")])
+    h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
+    r = url4(nodes, "r")
+    body = f"""
+<Proxy balancer://plain>
+    BalancerMember {r} {params}
+    BalancerMember {url4(nodes, 'a')} {params}
+    BBStatusStandby none
+</Proxy>
+<Proxy balancer://withargs lbmethod=byrequests>
+    BalancerMember {r} {params}
+    BalancerMember {url4(nodes, 'b')} {params}
+    BBStatusStandby none
+</Proxy>
+<Proxy balancer://dflt>
+    BalancerMember {r} {params}
+    BalancerMember {url4(nodes, 'c')} {params}
+</Proxy>
+"""
+    h.start(config(body, catch_all="dflt"))
+    got = {}
+    for n, bal in (("a", "plain"), ("b", "withargs"), ("c", "dflt")):
+        got[bal] = wait_member(h, url4(nodes, n), lambda m: checked()(m)
+                               and m["decision"] != "pending", 8, bal=bal)
+    summary = {b: (m["decision"], m["flags"], m["reason"])
+               for b, m in got.items()}
+    assert got["dflt"]["decision"] == "standby", summary
+    assert got["withargs"]["decision"] == "route", summary
+    assert got["plain"]["decision"] == "route", summary
+    assert "Stby" not in got["plain"]["flags"], summary
 
 
 # --- 4. the backup client during maintenance -----------------------------
@@ -415,6 +482,7 @@ def test_mixed_balancer(httpd_factory, sim):
     n = status_count(nodes, "g")
     wait_until(lambda: status_count(nodes, "g") >= n + 1, 5,
                what="GET checks go on")
+    assert "AH03257" not in h.error_log()
 
 
 # --- 6. ProxyHCTemplate ----------------------------------------------------
@@ -459,9 +527,11 @@ def test_graceful_restart_twice(httpd_factory, sim):
 
     for flip_to, expect in (("STOPPING", "block"), ("RUNNING", "route")):
         before = status_count(nodes, "t")
+        c0 = member(h, t)["checks"]
         h.graceful()
         assert h.pid == main
         c = member(h, t)["checks"]
+        assert c >= c0, (c0, c)        # the counter goes on, not from 0
         wait_member(h, t, checked(c + 2), 8, what="checks after graceful")
         wait_until(lambda: status_count(nodes, "t") >= before + 2, 8,
                    what="probes reach the node after graceful")
@@ -477,6 +547,7 @@ def test_graceful_restart_twice(httpd_factory, sim):
     assert h.is_running() and h.children()
     log = h.error_log()
     assert "exit signal" not in log
+    assert "AH03257" not in log
     assert log.count("SIGUSR1") >= 2
 
 
@@ -608,9 +679,12 @@ def test_balancer_manager_switches_method(httpd_factory, sim):
     h = httpd_factory()
     t, r = url4(nodes, "t"), url4(nodes, "r")
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
+    # stock checks show in mod_proxy_hcheck's debug lines
+    level = "info proxy_hcheck:debug" + (
+        f" bbstatus:{h.module_loglevel}" if h.module_loglevel else "")
     h.start(config(balancer("bb", [f"{r} {params}",
                                    f"{t} {params} hcuri=/status"]),
-                   head="LogLevel info proxy_hcheck:debug\n"))
+                   head=f"LogLevel {level}\n"))
     m = wait_member(h, t, decided("route"), 8)
     assert m["hcmethod"] == "BBSTATUS"
 
@@ -622,8 +696,9 @@ def test_balancer_manager_switches_method(httpd_factory, sim):
     base = status_count(nodes, "t")
     wait_until(lambda: status_count(nodes, "t") >= base + 2, 8,
                what="stock GET checks of /status")
-    h.wait_log(r"AH03251: Health check GET Status \(0\) for "
-               + re.escape(t), deadline=5)
+    h.wait_log(r"AH03256: Threaded Health checking " + re.escape(t) + r"\s*$"
+               + r"(?:.*\n)*?.*AH03251: Health check GET Status \(0\)",
+               deadline=5)
     assert member(h, t)["hcmethod"] == "GET"
     assert member(h, t)["in_rotation"] is True
 
@@ -644,22 +719,27 @@ def test_balancer_manager_switches_method(httpd_factory, sim):
 # --- 10. a hanging member does not hold up the others -----------------------
 
 def test_hanging_member(httpd_factory, sim):
-    nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "bitbucket",
-                                                  "RUNNING")])
+    """While one member's probe hangs until BBStatusTimeout, the other
+    member is checked on schedule.  The other one is checked every 100 ms
+    (every checker round), so it is always due in the same round as the
+    hanging one and must not wait for it."""
+    nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
     h = httpd_factory()
+    params = "hcmethod=BBSTATUS hcpasses=1 hcfails=1"
     a, b = url4(nodes, "a"), url4(nodes, "b")
-    params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
-    h.start(config(balancer("bb", [f"{a} {params}", f"{b} {params}"]),
+    ka, kb = ("balancer://bb", a), ("balancer://bb", b)
+    h.start(config(balancer("bb", [f"{a} {params} hcinterval=1",
+                                   f"{b} {params} hcinterval=100ms"]),
                    head="BBStatusTimeout 1\n"))
     wait_member(h, a, decided("route"), 8)
-    wait_member(h, b, decided("route"), 8)
+    wait_member(h, b, decided("route", 3), 8)
 
-    w = Watch(h, [("balancer://bb", a), ("balancer://bb", b)])
+    w = Watch(h, [ka, kb])
     w.poll()
     nodes.set("a", mode="hang", scope="status")
     t0 = time.monotonic()
     b0 = member(h, b)["checks"]
-    w.until(lambda w: w.poll()[("balancer://bb", a)]["in_rotation"] is False,
+    w.until(lambda w: w.poll()[ka]["in_rotation"] is False,
             6, what="hanging member failed")
     took = time.monotonic() - t0
     # next check within 1 s, its time limit 1 s: generous slack for load
@@ -667,21 +747,30 @@ def test_hanging_member(httpd_factory, sim):
     m = member(h, a)
     assert m["decision"] == "block" and "HcFl" in m["flags"], m
     assert m["state"] is None and m["http_status"] is None, m
+    assert "timed out" in m["reason"], m
 
-    # the hang goes on; b keeps its schedule meanwhile
+    # the hang goes on (every probe of a takes the full second); b keeps
+    # its schedule meanwhile
     end = time.monotonic() + 2.5
     while time.monotonic() < end:
         w.poll()
-        time.sleep(0.05)
+        time.sleep(0.03)
     span = time.monotonic() - t0
-    bseen = w.seen[("balancer://bb", b)]
+    bseen = w.seen[kb]
     gained = max(bseen) - b0
-    assert gained >= int(span) - 1, (span, w.summary())
-    late = [(c, rec["interval_ms"]) for c, rec in bseen.items()
-            if c > b0 and rec["interval_ms"] > 1600]
-    assert not late, late
-    assert member(h, b)["in_rotation"] is True
-    assert member(h, a)["failures"] >= 1
+    # due every 100 ms: a third of that rate leaves room for load
+    expected = span / 0.1 / 3
+    # 600 ms leaves room for load; waiting behind the hanging probe is
+    # about 1000 ms
+    late = [(c, round(rec["interval_ms"])) for c, rec in sorted(bseen.items())
+            if c > b0 + 1 and rec["interval_ms"] > 600]
+    assert gained >= expected and not late, (
+        f"checks of {b} (every 100 ms) while {a} hangs: {gained} in "
+        f"{span:.1f} s (want >= {expected:.0f}); intervals over 600 ms "
+        f"(checks, interval_ms): {late}")
+    recs = diag(h)
+    assert recs[kb]["in_rotation"] is True, recs[kb]
+    assert recs[ka]["failures"] >= 2, recs[ka]
     nodes.set("a", mode="normal")
 
 
