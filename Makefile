@@ -50,7 +50,6 @@ check-integration: $(MODULE_SO)
 check: deps
 	$(MAKE) all check-guards check-unit
 	$(MAKE) check-integration
-	@echo "make check: unit and integration tests passed"
 
 bench/bench_decide: bench/bench_decide.c $(CORE_SRC) $(wildcard include/*.h)
 	$(CC) $(CORE_CFLAGS) -O2 -o $@ bench/bench_decide.c $(CORE_SRC) \
