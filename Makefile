@@ -110,8 +110,9 @@ build/fuzz_decide: tests/fuzz/fuzz_decide.c $(CORE_SRC) $(wildcard include/*.h)
 
 # Runs the fuzzer for FUZZ_SECONDS on a copy of the seed corpus (new
 # inputs it finds stay in build/fuzz-corpus, the seeds in git unchanged).
-fuzz: build/fuzz_decide
+fuzz:
 	@bash scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory build/fuzz_decide
 	@mkdir -p build/fuzz-corpus
 	cp -n tests/fuzz/corpus/* build/fuzz-corpus/ 2>/dev/null || true
 	./build/fuzz_decide -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
@@ -124,6 +125,8 @@ build/bbs_unit_san: $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.
 	    $(CORE_SRC) $(APR_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS)
 
 # The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
-check-sanitize: build/bbs_unit_san
+check-sanitize:
+	@bash scripts/deps.sh check
+	@$(MAKE) --no-print-directory build/bbs_unit_san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    CK_DEFAULT_TIMEOUT=120 ./build/bbs_unit_san tests/unit/cases
