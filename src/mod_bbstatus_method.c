@@ -138,8 +138,8 @@ static void park_balancer(server_rec *s, proxy_server_conf *conf,
     (void)conf;
     for (i = 0; i < b->workers->nelts; ++i) {
         proxy_worker *w = workers[i];
-        bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex,
-                                        bbs_method_is(w)), now);
+        bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex, 0),
+                        now);
     }
 }
 

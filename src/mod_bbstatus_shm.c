@@ -75,7 +75,14 @@ static bbs_slot_t *lookup(segment_t *sg, const char *key, apr_uint32_t h,
     for (i = 0; i < sg->n; ++i) {
         bbs_slot_t *s = &sg->slots[(start + i) % sg->n];
         apr_uint32_t u = apr_atomic_read32(&s->used);
+        int wait;
 
+        /* a slot being claimed holds its key a moment later: passing it
+         * by could claim a second slot for the same member */
+        for (wait = 0; u == SLOT_CLAIMING && wait < READ_TRIES; ++wait) {
+            apr_thread_yield();
+            u = apr_atomic_read32(&s->used);
+        }
         if (u == SLOT_USED) {
             if (s->hash == h && !strcmp(s->key, key)) {
                 return s;
@@ -207,6 +214,30 @@ static apr_status_t create_segment(segment_t **out, apr_size_t n,
     return APR_SUCCESS;
 }
 
+static void claim_balancer(server_rec *s, proxy_server_conf *conf,
+                           proxy_balancer *b, void *baton)
+{
+    int i;
+
+    (void)s;
+    (void)conf;
+    (void)baton;
+    for (i = 0; i < b->workers->nelts; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (bbs_method_is(w)) {
+            bbs_shm_find(b->s->name, w->s->name_ex, 1);
+        }
+    }
+}
+
+/* Slots of configured members are claimed here, in the parent, before
+ * any child exists; at run time only the checker claims (members added
+ * in balancer-manager). */
+static void claim_configured(server_rec *s)
+{
+    bbs_each_balancer(s, claim_balancer, NULL);
+}
+
 int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_pool_t *ppool = s->process->pool;
@@ -218,6 +249,7 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_userdata_get((void **)&old, SHM_USERDATA, ppool);
     if (old && old->n >= need) {
         seg = old;
+        claim_configured(s);
         return OK;
     }
     rv = create_segment(&sg, need, ppool);
@@ -246,6 +278,7 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     }
     apr_pool_userdata_set(sg, SHM_USERDATA, apr_pool_cleanup_null, ppool);
     seg = sg;
+    claim_configured(s);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  "BBS0003: shared records for %" APR_SIZE_T_FMT " members",
                  need);
