@@ -130,3 +130,11 @@ check-sanitize:
 	@$(MAKE) --no-print-directory build/bbs_unit_san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    CK_DEFAULT_TIMEOUT=120 ./build/bbs_unit_san tests/unit/cases
+
+# ---- benchmarks ----------------------------------------------------------------
+# Proxy-level benchmarks against stock mod_proxy_hcheck (bench/README.md):
+# about 20 minutes; BENCH_ARGS=--quick for a short run, --scenario NAME for one.
+bench:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/run.py --out BENCHMARKS.md $(BENCH_ARGS)

@@ -154,7 +154,10 @@ void bbs_shm_request_probe(bbs_slot_t *slot)
 
 int bbs_shm_take_probe_request(bbs_slot_t *slot)
 {
-    return apr_atomic_xchg32(&slot->reprobe, 0) != 0;
+    /* read before writing: the checker asks every tick, and a write to
+     * every slot would bounce cache lines between processes */
+    return apr_atomic_read32(&slot->reprobe)
+           && apr_atomic_xchg32(&slot->reprobe, 0) != 0;
 }
 
 apr_uint32_t bbs_shm_flags(bbs_slot_t *slot)

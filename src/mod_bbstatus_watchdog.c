@@ -36,6 +36,8 @@ typedef struct {
     bbs_settings set;
     apr_array_header_t *members; /* member_t *, BBSTATUS or not */
     volatile apr_uint32_t panic;
+    volatile apr_uint32_t checked; /* a check ended since the last judge */
+    apr_time_t judged;             /* when panic was last judged */
 } balancer_t;
 
 typedef struct {
@@ -283,6 +285,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
                  m->w->s->fails);
     apr_pool_destroy(p);
     m->due = m->launched + interval_of(m);
+    apr_atomic_set32(&m->bal->checked, 1);
     apr_atomic_set32(&m->busy, 0);
     return NULL;
 }
@@ -394,6 +397,15 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
 static void judge_panic(balancer_t *bal, apr_time_t now)
 {
     int i, ours = 0, failed = 0, usable_other = 0, panic;
+
+    /* only a check, or a flag an administrator or mod_proxy_hcheck set on
+     * another member, changes the answer: judge after checks, and at
+     * least every second for the rest */
+    if (!apr_atomic_xchg32(&bal->checked, 0)
+        && now - bal->judged < apr_time_from_sec(1)) {
+        return;
+    }
+    bal->judged = now;
 
     for (i = 0; i < bal->b->workers->nelts; ++i) {
         proxy_worker *w = APR_ARRAY_IDX(bal->b->workers, i, proxy_worker *);
