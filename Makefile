@@ -26,7 +26,7 @@ UNIT_BIN := tests/unit/bbs_unit
 
 .PHONY: all deps check check-unit check-integration check-guards bench \
         bench-decide demo demo-stop install uninstall clean fuzz \
-        check-sanitize
+        check-sanitize bench soak check-valgrind
 
 all: $(MODULE_SO)
 
@@ -138,3 +138,18 @@ bench:
 	@bash scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	$(PYTHON) bench/run.py --out BENCHMARKS.md $(BENCH_ARGS)
+
+# ---- robustness ----------------------------------------------------------------
+SOAK_CHECKS ?= 100000
+VALGRIND_SECONDS ?= 60
+
+# 50 members every 100 ms until SOAK_CHECKS checks ran (about 3.5 minutes);
+# the result goes to build/soak-result.json.
+soak: $(MODULE_SO)
+	$(PYTHON) tests/robustness/soak.py --checks $(SOAK_CHECKS)
+
+# apache2 -X under valgrind memcheck against the hostile nodes (about two
+# minutes); the report goes to build/valgrind/.
+check-valgrind: $(MODULE_SO)
+	@bash scripts/deps.sh valgrind
+	$(PYTHON) tests/robustness/valgrind_run.py --seconds $(VALGRIND_SECONDS)

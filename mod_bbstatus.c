@@ -33,6 +33,9 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if ((rv = bbs_shm_post_config(pconf, s)) != OK) {
         return rv;
     }
+    /* mod_proxy_balancer's post_config stamped every member as checked
+     * now; mod_proxy_hcheck may run before the children park them */
+    bbs_method_park_all(s);
     for (vs = s; vs; vs = vs->next) {
         proxy_server_conf *conf = ap_get_module_config(vs->module_config,
                                                        &proxy_module);
@@ -77,6 +80,12 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
     return DECLINED;
 }
 
+static void bbs_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    bbs_method_child_init(pchild, s);
+    bbs_watchdog_child_init(pchild, s);
+}
+
 static void bbs_register_hooks(apr_pool_t *p)
 {
     static const char *const after_balancer[] = {"mod_proxy_balancer.c",
@@ -91,8 +100,7 @@ static void bbs_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bbs_post_config, after_balancer, before_watchdog,
                         APR_HOOK_LAST);
-    ap_hook_child_init(bbs_method_child_init, after_balancer, NULL,
-                       APR_HOOK_LAST);
+    ap_hook_child_init(bbs_child_init, after_balancer, NULL, APR_HOOK_LAST);
     ap_hook_handler(bbs_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, bbs_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);

@@ -143,6 +143,27 @@ static void park_balancer(server_rec *s, proxy_server_conf *conf,
     }
 }
 
+static void keep_parked(server_rec *s, proxy_server_conf *conf,
+                        proxy_balancer *b, void *baton)
+{
+    int i;
+
+    (void)s;
+    (void)conf;
+    (void)baton;
+    for (i = 0; i < b->workers->nelts; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (bbs_method_is(w) && w->s->updated != 0) {
+            w->s->updated = 0;
+        }
+    }
+}
+
+void bbs_method_keep_parked(server_rec *s)
+{
+    bbs_each_balancer(s, keep_parked, NULL);
+}
+
 void bbs_method_park_all(server_rec *s)
 {
     apr_time_t now = apr_time_now();

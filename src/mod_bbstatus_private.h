@@ -75,6 +75,8 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 int bbs_method_is(const proxy_worker *w);
 const char *bbs_method_requirements(void);
 void bbs_method_park_all(server_rec *s);
+/* Only re-parks BBSTATUS members: cheap enough for every child's tick. */
+void bbs_method_keep_parked(server_rec *s);
 typedef struct bbs_slot_t bbs_slot_t;
 void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now);
 void bbs_method_child_init(apr_pool_t *p, server_rec *s);
@@ -148,13 +150,17 @@ apr_uint32_t bbs_shm_flags(bbs_slot_t *slot);
 /* The decision the diagnostics show, from a slot's flags. */
 int bbs_decision_from(apr_uint32_t flags, int checked);
 apr_size_t bbs_shm_capacity(void);
+/* Takes or renews the checker's lease for process `me`; 1 if it holds it.
+ * A lease not renewed for ttl is free to take. */
+int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl);
+void bbs_shm_lease_release(apr_uint32_t me);
 /* FNV-1a of a string: slot placement and spreading first checks. */
 apr_uint32_t bbs_hash(const char *s);
 
 /* The checks (mod_bbstatus_watchdog.c, mod_bbstatus_probe.c). */
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
-void bbs_watchdog_register_hooks(void);
+void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s);
 
 typedef struct {
     bbs_answer_t answer;

@@ -7,6 +7,10 @@
  * survive graceful restarts and a checking child that goes away; it is
  * gone with the parent, so nothing is left behind after a stop.
  *
+ * The segment also holds the checker's lease: the child that renews it
+ * every tick checks; when it stops renewing (it exits, is killed, or is
+ * shutting down), another child takes it over.
+ *
  * Slots are found by open addressing on a hash of "balancer member" and
  * never freed. Each record is guarded by a sequence lock: the one check
  * that writes it makes the count odd while it copies, and readers retry
@@ -39,8 +43,16 @@ struct bbs_slot_t {
     bbs_record_t rec;
 };
 
+/* The checker's lease: owner pid in the high half, last renewal in 10 ms
+ * units in the low half, one word so that it changes hands atomically. */
+typedef struct {
+    volatile apr_uint64_t lease;
+    char pad[56];
+} header_t;
+
 typedef struct {
     apr_shm_t *shm;
+    header_t *header;
     bbs_slot_t *slots;
     apr_size_t n;
 } segment_t;
@@ -122,9 +134,51 @@ apr_size_t bbs_shm_capacity(void)
 
 void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec)
 {
-    apr_atomic_inc32(&slot->seq);
+    apr_uint32_t seq;
+
+    /* Writers take turns: a checker that just lost its lease may finish a
+     * probe while the new one writes the same record. */
+    for (;;) {
+        seq = apr_atomic_read32(&slot->seq);
+        if (!(seq & 1) && apr_atomic_cas32(&slot->seq, seq + 1, seq) == seq) {
+            break;
+        }
+        apr_thread_yield();
+    }
     memcpy(&slot->rec, rec, sizeof(*rec));
     apr_atomic_inc32(&slot->seq);
+}
+
+int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
+{
+    apr_uint64_t cur, mine;
+    apr_uint32_t owner, beat, t = (apr_uint32_t)(now / 10000);
+
+    if (!seg) {
+        return 0;
+    }
+    cur = apr_atomic_read64(&seg->header->lease);
+    owner = (apr_uint32_t)(cur >> 32);
+    beat = (apr_uint32_t)cur;
+    if (owner != me && owner != 0
+        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl) {
+        return 0;
+    }
+    mine = ((apr_uint64_t)me << 32) | t;
+    return apr_atomic_cas64(&seg->header->lease, mine, cur) == cur;
+}
+
+void bbs_shm_lease_release(apr_uint32_t me)
+{
+    apr_uint64_t cur;
+
+    if (!seg) {
+        return;
+    }
+    cur = apr_atomic_read64(&seg->header->lease);
+    if ((apr_uint32_t)(cur >> 32) == me) {
+        apr_atomic_cas64(&seg->header->lease, 0, cur);
+    }
 }
 
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec)
@@ -206,13 +260,15 @@ static apr_status_t create_segment(segment_t **out, apr_size_t n,
     segment_t *sg = apr_pcalloc(pool, sizeof(*sg));
     apr_status_t rv;
 
-    rv = apr_shm_create(&sg->shm, n * sizeof(bbs_slot_t), NULL, pool);
+    rv = apr_shm_create(&sg->shm, sizeof(header_t) + n * sizeof(bbs_slot_t),
+                        NULL, pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    sg->slots = apr_shm_baseaddr_get(sg->shm);
+    sg->header = apr_shm_baseaddr_get(sg->shm);
+    sg->slots = (bbs_slot_t *)(sg->header + 1);
     sg->n = n;
-    memset(sg->slots, 0, n * sizeof(bbs_slot_t));
+    memset(sg->header, 0, sizeof(header_t) + n * sizeof(bbs_slot_t));
     *out = sg;
     return APR_SUCCESS;
 }

@@ -2,17 +2,28 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * The checker: a singleton mod_watchdog callback (one child of the server
- * runs it at a time) that every tick walks the balancers, keeps BBSTATUS
- * members parked away from mod_proxy_hcheck, and hands each member that
- * is due to a thread pool, so a hanging node only ever holds its own
- * check. What the checker keeps in process memory is rebuilt from the
- * configuration and the shared records when another child takes over.
+ * The checker: a mod_watchdog callback that every tick walks the
+ * balancers, keeps BBSTATUS members parked away from mod_proxy_hcheck, and
+ * hands each member that is due to a thread pool, so a hanging node only
+ * ever holds its own check. What the checker keeps in process memory is
+ * rebuilt from the configuration and the shared records when another
+ * child takes over.
+ *
+ * One child checks at a time: the one holding the lease in shared memory
+ * (bbs_shm_lease). The callback runs in every child; the checking child
+ * renews the lease every tick, the others try to take it, which they can
+ * once it has not been renewed for LEASE_TTL. A child that is shutting
+ * down stops getting ticks from mod_watchdog long before it exits, and a
+ * killed one releases nothing: either way another child goes on within
+ * LEASE_TTL. (A mod_watchdog singleton or a process lock would leave the
+ * members unchecked until the old child is gone, or ten seconds more.)
  *
  * Threads: the watchdog thread owns the checker and every member's
  * schedule; a pool thread owns a member (its pool, probe worker and last
  * record) from the moment the watchdog thread marks it busy until the
- * pool thread clears the mark.
+ * pool thread clears the mark. mod_watchdog may call the callback with
+ * STOPPING from a pool cleanup while its thread still runs, so the
+ * callback's states are serialized by a per-process lock.
  */
 #include <string.h>
 
@@ -25,6 +36,7 @@
 #include "mod_bbstatus_private.h"
 
 #define WATCHDOG_NAME "_bbstatus_"
+#define LEASE_TTL apr_time_from_msec(500)
 
 typedef struct checker_t checker_t;
 
@@ -65,10 +77,13 @@ struct checker_t {
     apr_array_header_t *order; /* balancer_t *, in configuration order */
     apr_thread_pool_t *tp;
     int threads;
+    apr_thread_mutex_t *lock;  /* serializes the callback, per process */
+    int leader;                /* this process holds the lease */
 };
 
 /* Set in the parent at post_config, before children exist. */
 static ap_watchdog_t *watchdog;
+static checker_t *the_checker;
 
 const char *bbs_decision_name(int d)
 {
@@ -340,11 +355,18 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     if (!bbs_shm_read(slot, &m->rec)) {
         memset(&m->rec, 0, sizeof(m->rec));
     }
-    /* the first checks are spread over the first interval, so a restart
-     * does not fire every probe of a large farm in the same tick */
-    m->due = now + spread(w->s->name_ex,
-                          (apr_uint32_t)apr_time_as_msec(w->s->interval))
-                       * APR_TIME_C(1000);
+    /* A checker taking over goes on from the last check in the shared
+     * record. The very first checks are spread over the first interval,
+     * so a start does not fire every probe of a large farm in one tick. */
+    if (m->rec.checked_at) {
+        m->due = m->rec.checked_at + w->s->interval;
+    }
+    else {
+        m->due = now + spread(w->s->name_ex,
+                              (apr_uint32_t)apr_time_as_msec(
+                                  w->s->interval))
+                           * APR_TIME_C(1000);
+    }
     apr_hash_set(ck->members, &m->key, sizeof(m->key), m);
     APR_ARRAY_PUSH(bal->members, member_t *) = m;
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, bal->s,
@@ -549,28 +571,86 @@ static void checker_stop(checker_t *ck)
     ck->pool = NULL;
 }
 
+static void give_up_lead(checker_t *ck)
+{
+    checker_stop(ck);
+    if (ck->leader) {
+        ck->leader = 0;
+        bbs_shm_lease_release((apr_uint32_t)getpid());
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ck->s,
+                     "BBS0046: checker stopped in process %" APR_PID_T_FMT,
+                     getpid());
+    }
+}
+
+/* Every tick, in every child: renew or take the lease, and start or stop
+ * checking accordingly. */
+static void lead(checker_t *ck)
+{
+    int held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(),
+                             LEASE_TTL);
+
+    if (held && !ck->leader) {
+        ck->leader = 1;
+        checker_start(ck);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ck->s,
+                     "BBS0041: checker started in process %" APR_PID_T_FMT,
+                     getpid());
+    }
+    else if (!held && ck->leader) {
+        /* another child took over while this one was stalled */
+        ck->leader = 0;
+        checker_stop(ck);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, ck->s,
+                     "BBS0047: process %" APR_PID_T_FMT " lost the checker "
+                     "lease after a stall; another child checks",
+                     getpid());
+    }
+}
+
 static apr_status_t watchdog_callback(int state, void *data, apr_pool_t *p)
 {
     checker_t *ck = data;
 
     (void)p;
+    if (!ck->lock || apr_thread_mutex_lock(ck->lock) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
-        checker_start(ck);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ck->s,
-                     "BBS0041: checker started in process %" APR_PID_T_FMT,
-                     getpid());
         break;
     case AP_WATCHDOG_STATE_RUNNING:
-        if (ck->pool) {
+        lead(ck);
+        if (ck->leader && ck->pool) {
             tick(ck);
+        }
+        else {
+            /* between two leaders (a restart, a takeover) no member may
+             * fall back to mod_proxy_hcheck, whichever child runs it */
+            bbs_method_keep_parked(ck->s);
         }
         break;
     case AP_WATCHDOG_STATE_STOPPING:
-        checker_stop(ck);
+        give_up_lead(ck);
         break;
     }
+    apr_thread_mutex_unlock(ck->lock);
     return APR_SUCCESS;
+}
+
+void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    checker_t *ck = the_checker;
+
+    if (!ck) {
+        return;
+    }
+    if (apr_thread_mutex_create(&ck->lock, APR_THREAD_MUTEX_DEFAULT, pchild)
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "BBS0044: this child cannot take part in checking");
+        ck->lock = NULL;
+    }
 }
 
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -592,7 +672,8 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "BBS0001: mod_bbstatus needs mod_watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    rv = get_instance(&watchdog, WATCHDOG_NAME, 0, 1, pconf);
+    /* not a mod_watchdog singleton: the checker elects itself, see top */
+    rv = get_instance(&watchdog, WATCHDOG_NAME, 0, 0, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "BBS0042: cannot create the %s watchdog", WATCHDOG_NAME);
@@ -601,6 +682,7 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     ck = apr_pcalloc(pconf, sizeof(*ck));
     ck->s = s;
     ck->threads = sc->threads;
+    the_checker = ck;
     rv = register_callback(watchdog, AP_WD_TM_SLICE, ck, watchdog_callback);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
