@@ -833,3 +833,21 @@ class Httpd:
 
     def __repr__(self):
         return f"<Httpd {self.name} port={self.port} pid={self.pid}>"
+
+
+# The diagnostics pages next to a catch-all ProxyPass, as the README shows
+# them: tests append it to their configuration.
+DIAG = """
+ProxyPass /bbstatus !
+ProxyPass /server-status !
+ProxyPass /balancer-manager !
+<Location /bbstatus>
+    SetHandler bbstatus
+</Location>
+<Location /server-status>
+    SetHandler server-status
+</Location>
+<Location /balancer-manager>
+    SetHandler balancer-manager
+</Location>
+"""

@@ -18,26 +18,12 @@ import urllib.parse
 import pytest
 
 import httpd as httpd_mod
-from httpd import HttpdError, wait_until
+from httpd import DIAG, HttpdError, wait_until
 from simnode import STATUS_CODES, SimNodes
 
 # refused connections make mod_proxy log these at error level
 REFUSED_LOGS = (r"AH00957", r"AH00959")
 
-DIAG = """
-ProxyPass /bbstatus !
-ProxyPass /server-status !
-ProxyPass /balancer-manager !
-<Location /bbstatus>
-    SetHandler bbstatus
-</Location>
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<Location /balancer-manager>
-    SetHandler balancer-manager
-</Location>
-"""
 
 
 # --- helpers ---------------------------------------------------------------

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from httpd import free_port, wait_until
+from httpd import DIAG, free_port, wait_until
 from simnode import SimNodes
 
 BB = "balancer://bb"
@@ -31,20 +31,6 @@ BB = "balancer://bb"
 # a refused connection makes mod_proxy log these at error level
 REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH01114")
 
-DIAG = """
-ProxyPass /bbstatus !
-ProxyPass /server-status !
-ProxyPass /balancer-manager !
-<Location /bbstatus>
-    SetHandler bbstatus
-</Location>
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<Location /balancer-manager>
-    SetHandler balancer-manager
-</Location>
-"""
 
 STATUS_404 = {"status": 404, "content_type": "text/plain;charset=UTF-8",
               "body": "Not Found\n"}

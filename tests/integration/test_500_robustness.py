@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from httpd import _alive, _proc_stat, wait_until
+from httpd import DIAG, _alive, _proc_stat, wait_until
 from simnode import SimNodes
 
 ROBUSTNESS = os.path.join(os.path.dirname(os.path.dirname(
@@ -51,20 +51,6 @@ CRASH_WORDS = ("Segmentation fault", "exit signal", "AH03257")
 # what a loaded 2-core machine may add to a deadline (process scheduling)
 SLACK = 0.5
 
-DIAG = """
-ProxyPass /bbstatus !
-ProxyPass /server-status !
-ProxyPass /balancer-manager !
-<Location /bbstatus>
-    SetHandler bbstatus
-</Location>
-<Location /server-status>
-    SetHandler server-status
-</Location>
-<Location /balancer-manager>
-    SetHandler balancer-manager
-</Location>
-"""
 
 
 # --- helpers -----------------------------------------------------------------
