@@ -151,6 +151,33 @@ void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton)
     }
 }
 
+typedef struct {
+    bbs_member_fn *fn;
+    void *baton;
+} each_member_t;
+
+static void each_member_of(server_rec *s, proxy_server_conf *conf,
+                           proxy_balancer *b, void *baton)
+{
+    each_member_t *em = baton;
+    int i;
+
+    (void)s;
+    (void)conf;
+    for (i = 0; i < b->workers->nelts; ++i) {
+        em->fn(b, APR_ARRAY_IDX(b->workers, i, proxy_worker *), em->baton);
+    }
+}
+
+void bbs_each_member(server_rec *s, bbs_member_fn *fn, void *baton)
+{
+    each_member_t em;
+
+    em.fn = fn;
+    em.baton = baton;
+    bbs_each_balancer(s, each_member_of, &em);
+}
+
 /* Every message names the directive and the value, on one line. */
 static const char *bad(cmd_parms *cmd, const char *value, const char *why)
 {

@@ -127,48 +127,31 @@ void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
     }
 }
 
-static void park_balancer(server_rec *s, proxy_server_conf *conf,
-                          proxy_balancer *b, void *baton)
+static void park_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    proxy_worker **workers = (proxy_worker **)b->workers->elts;
-    apr_time_t now = *(apr_time_t *)baton;
-    int i;
-
-    (void)s;
-    (void)conf;
-    for (i = 0; i < b->workers->nelts; ++i) {
-        proxy_worker *w = workers[i];
-        bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex, 0),
-                        now);
-    }
+    bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex, 0),
+                    *(apr_time_t *)baton);
 }
 
-static void keep_parked(server_rec *s, proxy_server_conf *conf,
-                        proxy_balancer *b, void *baton)
+static void keep_parked(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    int i;
-
-    (void)s;
-    (void)conf;
+    (void)b;
     (void)baton;
-    for (i = 0; i < b->workers->nelts; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        if (bbs_method_is(w) && w->s->updated != 0) {
-            w->s->updated = 0;
-        }
+    if (bbs_method_is(w) && w->s->updated != 0) {
+        w->s->updated = 0;
     }
 }
 
 void bbs_method_keep_parked(server_rec *s)
 {
-    bbs_each_balancer(s, keep_parked, NULL);
+    bbs_each_member(s, keep_parked, NULL);
 }
 
 void bbs_method_park_all(server_rec *s)
 {
     apr_time_t now = apr_time_now();
 
-    bbs_each_balancer(s, park_balancer, &now);
+    bbs_each_member(s, park_member, &now);
 }
 
 void bbs_method_child_init(apr_pool_t *p, server_rec *s)

@@ -68,6 +68,9 @@ void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config);
 typedef void bbs_balancer_fn(server_rec *s, proxy_server_conf *conf,
                              proxy_balancer *b, void *baton);
 void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton);
+/* Calls fn for every member of every balancer of every server. */
+typedef void bbs_member_fn(proxy_balancer *b, proxy_worker *w, void *baton);
+void bbs_each_member(server_rec *s, bbs_member_fn *fn, void *baton);
 
 /* The hcmethod row the module claims (mod_bbstatus_method.c). */
 int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,

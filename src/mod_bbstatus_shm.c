@@ -273,19 +273,11 @@ static apr_status_t create_segment(segment_t **out, apr_size_t n,
     return APR_SUCCESS;
 }
 
-static void claim_balancer(server_rec *s, proxy_server_conf *conf,
-                           proxy_balancer *b, void *baton)
+static void claim_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    int i;
-
-    (void)s;
-    (void)conf;
     (void)baton;
-    for (i = 0; i < b->workers->nelts; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        if (bbs_method_is(w)) {
-            bbs_shm_find(b->s->name, w->s->name_ex, 1);
-        }
+    if (bbs_method_is(w)) {
+        bbs_shm_find(b->s->name, w->s->name_ex, 1);
     }
 }
 
@@ -294,7 +286,7 @@ static void claim_balancer(server_rec *s, proxy_server_conf *conf,
  * in balancer-manager). */
 static void claim_configured(server_rec *s)
 {
-    bbs_each_balancer(s, claim_balancer, NULL);
+    bbs_each_member(s, claim_member, NULL);
 }
 
 int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
