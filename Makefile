@@ -26,7 +26,7 @@ UNIT_BIN := tests/unit/bbs_unit
 
 .PHONY: all deps check check-unit check-integration check-guards bench \
         bench-decide demo demo-stop install uninstall clean fuzz \
-        check-sanitize bench soak check-valgrind
+        check-sanitize bench soak check-valgrind check-compat
 
 all: $(MODULE_SO)
 
@@ -60,6 +60,16 @@ bench-decide: bench/bench_decide
 
 clean: apxs-clean
 	rm -f $(UNIT_BIN) bench/bench_decide
+
+# ---- other httpd releases ------------------------------------------------------
+# Builds httpd 2.4.37, 2.4.52, 2.4.58 and 2.4.62 from ../shared/httpd-src
+# (checksums verified, nothing downloaded) into build/httpd/ once, the
+# module against each, and runs the integration suite with each; about 5
+# minutes per httpd build the first time, then ~5 minutes per version.
+# COMPAT_VERSIONS="2.4.52 2.4.62" for a subset.
+check-compat:
+	@bash scripts/deps.sh compat
+	bash scripts/check-compat.sh
 
 # ---- install ---------------------------------------------------------------
 # The module goes where apxs says modules go; on a Debian layout the .load

@@ -13,11 +13,32 @@
  * (_shm.c), the checker (_watchdog.c), the probe (_probe.c) and the
  * diagnostics (_handler.c, _status.c).
  */
+#include <string.h>
+
 #include "apr_hash.h"
+#include "ap_release.h"
 #include "http_request.h"
 #include "mod_status.h"
 
 #include "mod_bbstatus_private.h"
+
+#if !BBS_HAVE_NAME_EX
+/* Before 2.4.53 httpd keeps member URLs in 96 bytes and cuts longer ones
+ * (AH02808); the probe path is derived from the same cut URL. */
+static void warn_cut_name(proxy_balancer *b, proxy_worker *w, void *baton)
+{
+    server_rec *s = baton;
+
+    if (bbs_method_is(w) && strlen(w->s->name) >= sizeof(w->s->name) - 1) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "BBS0007: %s member %s: httpd " AP_SERVER_BASEREVISION
+                     " keeps only %d characters of a member URL (2.4.53 "
+                     "lifts the limit), so the probe may ask the wrong path;"
+                     " use a shorter URL or hcuri", b->s->name, w->s->name,
+                     (int)sizeof(w->s->name) - 1);
+    }
+}
+#endif
 
 static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
@@ -36,6 +57,9 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     /* mod_proxy_balancer's post_config stamped every member as checked
      * now; mod_proxy_hcheck may run before the children park them */
     bbs_method_park_all(s);
+#if !BBS_HAVE_NAME_EX
+    bbs_each_member(s, warn_cut_name, s);
+#endif
     for (vs = s; vs; vs = vs->next) {
         proxy_server_conf *conf = ap_get_module_config(vs->module_config,
                                                        &proxy_module);
@@ -54,7 +78,7 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs,
                              "BBS0006: %s has hcmethod=BBSTATUS but is not "
                              "a balancer member; only balancer members are "
-                             "checked", w->s->name_ex);
+                             "checked", bbs_wname(w));
             }
         }
     }
@@ -72,7 +96,7 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
     if (worker && balancer && bbs_method_is(worker)
         && (r->status >= 500 || PROXY_WORKER_IS_ERROR(worker))) {
         bbs_slot_t *slot = bbs_shm_find(balancer->s->name,
-                                        worker->s->name_ex, 0);
+                                        bbs_wname(worker), 0);
         if (slot) {
             bbs_shm_request_probe(slot);
         }

@@ -12,6 +12,10 @@ case "${1:-check}" in
   bench) want=("${check[@]}" wrk gnuplot-nox) ;;
   fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
   valgrind) want=("${check[@]}" valgrind) ;;
+  # building httpd releases: PCRE 1 for those before 2.4.58, PCRE2 after,
+  # OpenSSL for mod_ssl (https members), zlib/libxml2/brotli as Debian has
+  compat) want=("${check[@]}" libapr1-dev libaprutil1-dev libpcre3-dev libpcre2-dev
+                libssl-dev zlib1g-dev libxml2-dev libbrotli-dev) ;;
   *) echo "deps.sh: unknown set '$1'" >&2; exit 2 ;;
 esac
 

@@ -83,7 +83,7 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
                                      || PROXY_WORKER_IS_SPARE(w))
                                     && better_member_usable(b, w));
             if (row->ours) {
-                bbs_slot_t *slot = bbs_shm_find(b->s->name, w->s->name_ex,
+                bbs_slot_t *slot = bbs_shm_find(b->s->name, bbs_wname(w),
                                                 0);
                 row->probe_url = bbs_probe_url(r->pool, w);
                 if (slot && bbs_shm_read(slot, &row->rec)) {
@@ -120,7 +120,7 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
     json_t *m = json_object();
     int checked = row->has_record && rec->checks;
 
-    json_object_set_new(m, BBS_KEY_NAME, json_string(w->s->name_ex));
+    json_object_set_new(m, BBS_KEY_NAME, json_string(bbs_wname(w)));
     json_object_set_new(m, BBS_KEY_HCMETHOD,
                         json_string(ap_proxy_show_hcmethod(w->s->method)));
     json_object_set_new(m, BBS_KEY_IN_ROTATION,
@@ -304,7 +304,7 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
             }
             labels = apr_psprintf(r->pool, "balancer=\"%s\",member=\"%s\"",
                                   label(r->pool, row->balancer->s->name),
-                                  label(r->pool, row->worker->s->name_ex));
+                                  label(r->pool, bbs_wname(row->worker)));
             switch (mi) {
             case 0:
                 ap_rprintf(r, "%s{%s} %d\n", m->name, labels,
@@ -362,7 +362,7 @@ static void send_html(request_rec *r, apr_array_header_t *rows)
     if (r->header_only) {
         return;
     }
-    ap_rputs(DOCTYPE_HTML_4_01
+    ap_rputs(BBS_DOCTYPE_HTML5
              "<html><head><title>mod_bbstatus</title>\n"
              "<style>body{font-family:sans-serif}table{border-collapse:"
              "collapse}td,th{border:1px solid #999;padding:2px 6px;"
@@ -395,7 +395,7 @@ static void send_html(request_rec *r, apr_array_header_t *rows)
                        "<th>recent changes</th></tr>\n",
                        esc(r, current->s->name));
         }
-        ap_rprintf(r, "<tr><td>%s%s%s</td><td>%s</td>", esc(r, w->s->name_ex),
+        ap_rprintf(r, "<tr><td>%s%s%s</td><td>%s</td>", esc(r, bbs_wname(w)),
                    row->ours ? "<br><small>" : "",
                    row->ours ? esc(r, row->probe_url) : "",
                    esc(r, ap_proxy_show_hcmethod(w->s->method)));

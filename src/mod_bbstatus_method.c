@@ -10,10 +10,12 @@
  * module's memory and httpd may unload it on restart.
  *
  * mod_proxy_hcheck would then try to run the method itself and log
- * AH03257 every interval. It skips members whose "updated" stamp is 0 (to
- * it: a check in flight), so BBSTATUS members are kept parked at 0 and
- * checked here instead; a member switched to another method gets a fresh
- * stamp back so mod_proxy_hcheck resumes with it.
+ * AH03257 every interval. It checks a member once its "updated" stamp
+ * plus the interval has passed, so BBSTATUS members are kept parked with
+ * a stamp that never comes due and checked here instead; a member
+ * switched to another method gets a fresh stamp back so mod_proxy_hcheck
+ * resumes with it. (A stamp of 0, "check in flight" to mod_proxy_hcheck
+ * since 2.4.48, would be checked at once by older releases.)
  */
 #include <string.h>
 
@@ -24,6 +26,10 @@
 #include "mod_bbstatus_private.h"
 
 static const char method_name[] = BBS_METHOD_NAME;
+
+/* Far enough to never come due, with room for mod_proxy_hcheck to add
+ * any interval without overflowing (about 146,000 years). */
+#define PARKED_STAMP APR_INT64_C(0x3fffffffffffffff)
 
 typedef struct {
     proxy_hcmethods_t *row;
@@ -114,8 +120,8 @@ int bbs_method_is(const proxy_worker *w)
 void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
 {
     if (bbs_method_is(w)) {
-        if (w->s->updated != 0) {
-            w->s->updated = 0;
+        if (w->s->updated != PARKED_STAMP) {
+            w->s->updated = PARKED_STAMP;
         }
         if (slot) {
             bbs_shm_flag(slot, BBS_SLOT_PARKED, BBS_FLAG_SET);
@@ -129,7 +135,7 @@ void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
 
 static void park_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    bbs_method_park(w, bbs_shm_find(b->s->name, w->s->name_ex, 0),
+    bbs_method_park(w, bbs_shm_find(b->s->name, bbs_wname(w), 0),
                     *(apr_time_t *)baton);
 }
 
@@ -137,8 +143,8 @@ static void keep_parked(proxy_balancer *b, proxy_worker *w, void *baton)
 {
     (void)b;
     (void)baton;
-    if (bbs_method_is(w) && w->s->updated != 0) {
-        w->s->updated = 0;
+    if (bbs_method_is(w) && w->s->updated != PARKED_STAMP) {
+        w->s->updated = PARKED_STAMP;
     }
 }
 

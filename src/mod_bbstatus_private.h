@@ -13,6 +13,8 @@
 #include "http_log.h"
 #include "mod_proxy.h"
 
+#include "mod_bbstatus_compat.h"
+
 #include "bbs_decide.h"
 #include "bbs_keys.h"
 
@@ -138,7 +140,7 @@ int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec);
 void bbs_shm_request_probe(bbs_slot_t *slot);
 int bbs_shm_take_probe_request(bbs_slot_t *slot);
 /* Flags kept next to a record, each owned by one writer. */
-#define BBS_SLOT_PARKED 0x1   /* updated=0 set here, for mod_proxy_hcheck */
+#define BBS_SLOT_PARKED 0x1   /* parked here, away from mod_proxy_hcheck */
 #define BBS_SLOT_STANDBY 0x2  /* hot standby set here, not by an admin */
 #define BBS_SLOT_PANIC 0x4    /* the member's balancer is in panic */
 #define BBS_SLOT_DOWN 0x8     /* the checks say out, panic or not */

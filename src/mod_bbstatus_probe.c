@@ -22,7 +22,6 @@
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
-#include "http_ssl.h"
 #include "util_filter.h"
 
 #include "mod_bbstatus_private.h"
@@ -37,7 +36,7 @@ const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w)
     const char *base = "", *tail = *w->s->hcuri ? w->s->hcuri : "status";
     apr_size_t n;
 
-    if (apr_uri_parse(p, w->s->name_ex, &uri) == APR_SUCCESS && uri.path) {
+    if (apr_uri_parse(p, bbs_wname(w), &uri) == APR_SUCCESS && uri.path) {
         base = uri.path;
     }
     n = strlen(base);
@@ -64,8 +63,15 @@ const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w)
                                  : ap_proxy_port_of_scheme(w->s->scheme);
     const char *h = w->s->hostname_ex;
 
-    return apr_psprintf(p, strchr(h, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
-                        w->s->scheme, h, (int)port, bbs_probe_path(p, w));
+    const char *url = apr_psprintf(p, strchr(h, ':') ? "%s://[%s]:%d%s"
+                                                     : "%s://%s:%d%s",
+                                   w->s->scheme, h, (int)port,
+                                   bbs_probe_path(p, w));
+
+    /* said the way BalancerMember takes it */
+    return *w->s->uds_path ? apr_pstrcat(p, "unix:", w->s->uds_path, "|",
+                                         url, NULL)
+                           : url;
 }
 
 proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
@@ -74,22 +80,27 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
     proxy_worker *hc = NULL;
     const char *err;
 
-    err = ap_proxy_define_worker(p, &hc, NULL, NULL, w->s->name_ex, 0);
+    err = ap_proxy_define_worker(p, &hc, NULL, NULL, bbs_wname(w), 0);
     if (err || !hc) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "BBS0020: cannot set up probing of %s: %s",
-                     w->s->name_ex, err ? err : "no worker");
+                     bbs_wname(w), err ? err : "no worker");
         return NULL;
     }
     apr_snprintf(hc->s->name, sizeof(hc->s->name), "bbstatus:%pp", w);
+#if BBS_HAVE_NAME_EX
     apr_snprintf(hc->s->name_ex, sizeof(hc->s->name_ex), "bbstatus:%pp", w);
+#endif
     PROXY_STRNCPY(hc->s->hostname, w->s->hostname);
     PROXY_STRNCPY(hc->s->hostname_ex, w->s->hostname_ex);
     PROXY_STRNCPY(hc->s->scheme, w->s->scheme);
+    /* user traffic of a unix:/path|http://host/ member goes over the
+     * socket; so does the probe, with the URL's host in its Host header */
+    PROXY_STRNCPY(hc->s->uds_path, w->s->uds_path);
     hc->hash.def = hc->s->hash.def =
-        ap_proxy_hashfunc(hc->s->name_ex, PROXY_HASHFUNC_DEFAULT);
+        ap_proxy_hashfunc(bbs_wname(hc), PROXY_HASHFUNC_DEFAULT);
     hc->hash.fnv = hc->s->hash.fnv =
-        ap_proxy_hashfunc(hc->s->name_ex, PROXY_HASHFUNC_FNV);
+        ap_proxy_hashfunc(bbs_wname(hc), PROXY_HASHFUNC_FNV);
     hc->s->port = w->s->port ? w->s->port
                              : ap_proxy_port_of_scheme(w->s->scheme);
     /* The member's request timeout is often minutes (long git operations);
@@ -106,7 +117,7 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
     if (ap_proxy_initialize_worker(hc, s, p) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "BBS0021: cannot initialise probing of %s",
-                     w->s->name_ex);
+                     bbs_wname(w));
         return NULL;
     }
     hc->s->is_address_reusable = w->s->is_address_reusable;
@@ -430,11 +441,69 @@ static void read_body(probe_t *pr, apr_size_t max_body)
     a->body_truncated = have > max_body;
 }
 
+/* Resolves the member's address, through mod_proxy's cache where httpd
+ * has one; else the way mod_proxy_hcheck of those releases did. */
+static apr_status_t determine_address(proxy_conn_rec *backend,
+                                      proxy_worker *hc, server_rec *s)
+{
+#if BBS_HAVE_DETERMINE_ADDRESS
+    return ap_proxy_determine_address(PROXY_FUNCTION, backend,
+                                      hc->s->hostname_ex, hc->s->port, 0,
+                                      NULL, s);
+#else
+    (void)s;
+    return apr_sockaddr_info_get(&backend->addr, hc->s->hostname_ex,
+                                 APR_UNSPEC, hc->s->port, 0,
+                                 backend->scpool);
+#endif
+}
+
+/* A unix-socket member: connected here, not by mod_proxy, for the same
+ * reasons as TCP below; a missing socket file is the usual way a stopped
+ * node shows, and is said as such. */
+static int connect_uds(probe_t *pr, proxy_worker *hc)
+{
+    proxy_conn_rec *backend = pr->backend;
+    apr_socket_t *sock;
+    apr_interval_time_t left = pr->deadline - apr_time_now();
+    apr_interval_time_t limit = hc->s->conn_timeout;
+    apr_status_t rv;
+    char buf[120];
+
+    rv = apr_socket_create(&sock, APR_UNIX, SOCK_STREAM, 0, backend->scpool);
+    if (rv == APR_SUCCESS) {
+        apr_socket_timeout_set(sock, limit < left ? limit : left);
+        rv = ap_proxy_connect_uds(sock, backend->uds_path, backend->scpool);
+        if (rv == APR_SUCCESS) {
+            apr_socket_timeout_set(sock, hc->s->timeout);
+            backend->sock = sock;
+            return 1;
+        }
+        apr_socket_close(sock);
+    }
+    if (APR_STATUS_IS_ECONNREFUSED(rv)) {
+        transport(pr, BBS_TX_REFUSED, backend->uds_path);
+    }
+    else if (APR_STATUS_IS_ENOENT(rv)) {
+        transport(pr, BBS_TX_REFUSED, apr_psprintf(pr->pool,
+                  "%s does not exist", backend->uds_path));
+    }
+    else if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
+        transport(pr, BBS_TX_TIMEOUT, "connecting");
+    }
+    else {
+        transport(pr, BBS_TX_OTHER, apr_psprintf(pr->pool,
+                  "connecting to %s: %s", backend->uds_path,
+                  apr_strerror(rv, buf, sizeof(buf))));
+    }
+    return 0;
+}
+
 /* TCP members are connected here rather than by mod_proxy, which would
  * log an error line for every refused probe of a stopped node and does not
  * say why a connect failed; a refused, timed-out or reset connect is a
- * verdict with its reason here. Unix-socket members go through mod_proxy. */
-static int connect_member(probe_t *pr, proxy_worker *hc, server_rec *s)
+ * verdict with its reason here. */
+static int connect_member(probe_t *pr, proxy_worker *hc)
 {
     proxy_conn_rec *backend = pr->backend;
     apr_sockaddr_t *addr;
@@ -442,11 +511,7 @@ static int connect_member(probe_t *pr, proxy_worker *hc, server_rec *s)
     apr_interval_time_t limit = hc->s->conn_timeout;
 
     if (backend->uds_path) {
-        if (ap_proxy_connect_backend(PROXY_FUNCTION, backend, hc, s) != OK) {
-            transport(pr, BBS_TX_REFUSED, backend->uds_path);
-            return 0;
-        }
-        return 1;
+        return connect_uds(pr, hc);
     }
     for (addr = backend->addr; addr; addr = addr->next) {
         apr_socket_t *sock;
@@ -511,20 +576,21 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
         goto done;
     }
     if (!strcasecmp(hc->s->scheme, "https")) {
-        if (!ap_ssl_has_outgoing_handlers()) {
+        if (!bbs_ssl_available()) {
             transport(&pr, BBS_TX_TLS, "mod_ssl is not loaded");
             goto done;
         }
         pr.backend->is_ssl = 1;
     }
-    rv = ap_proxy_determine_address(PROXY_FUNCTION, pr.backend,
-                                    hc->s->hostname_ex, hc->s->port, 0,
-                                    NULL, s);
-    if (rv != APR_SUCCESS) {
+    if (*hc->s->uds_path) {
+        pr.backend->uds_path = apr_pstrdup(pr.backend->scpool,
+                                           hc->s->uds_path);
+    }
+    else if ((rv = determine_address(pr.backend, hc, s)) != APR_SUCCESS) {
         transport(&pr, BBS_TX_DNS, hc->s->hostname_ex);
         goto done;
     }
-    if (!connect_member(&pr, hc, s)) {
+    if (!connect_member(&pr, hc)) {
         goto done;
     }
     pr.r = make_request(p, s, dir_config);
@@ -555,6 +621,8 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
 done:
     if (pr.backend) {
         pr.backend->close = 1;
+        /* lives in the connection's subpool, cleared on release */
+        pr.backend->uds_path = NULL;
         ap_proxy_release_connection(PROXY_FUNCTION, pr.backend, s);
     }
     out->latency = apr_time_now() - start;

@@ -30,7 +30,11 @@
 #define SLOT_FREE 0
 #define SLOT_CLAIMING 1
 #define SLOT_USED 2
+#ifdef PROXY_WORKER_EXT_NAME_SIZE
 #define KEY_LEN (PROXY_BALANCER_MAX_NAME_SIZE + PROXY_WORKER_EXT_NAME_SIZE)
+#else
+#define KEY_LEN (PROXY_BALANCER_MAX_NAME_SIZE + PROXY_WORKER_MAX_NAME_SIZE)
+#endif
 #define READ_TRIES 10000
 
 struct bbs_slot_t {
@@ -157,7 +161,7 @@ int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
     if (!seg) {
         return 0;
     }
-    cur = apr_atomic_read64(&seg->header->lease);
+    cur = bbs_atomic_read64(&seg->header->lease);
     owner = (apr_uint32_t)(cur >> 32);
     beat = (apr_uint32_t)cur;
     if (owner != me && owner != 0
@@ -165,7 +169,7 @@ int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
         return 0;
     }
     mine = ((apr_uint64_t)me << 32) | t;
-    return apr_atomic_cas64(&seg->header->lease, mine, cur) == cur;
+    return bbs_atomic_cas64(&seg->header->lease, mine, cur) == cur;
 }
 
 void bbs_shm_lease_release(apr_uint32_t me)
@@ -175,9 +179,9 @@ void bbs_shm_lease_release(apr_uint32_t me)
     if (!seg) {
         return;
     }
-    cur = apr_atomic_read64(&seg->header->lease);
+    cur = bbs_atomic_read64(&seg->header->lease);
     if ((apr_uint32_t)(cur >> 32) == me) {
-        apr_atomic_cas64(&seg->header->lease, 0, cur);
+        bbs_atomic_cas64(&seg->header->lease, 0, cur);
     }
 }
 
@@ -277,7 +281,7 @@ static void claim_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
     (void)baton;
     if (bbs_method_is(w)) {
-        bbs_shm_find(b->s->name, w->s->name_ex, 1);
+        bbs_shm_find(b->s->name, bbs_wname(w), 1);
     }
 }
 

@@ -53,7 +53,7 @@ int bbs_status_hook(request_rec *r, int flags)
                        "state=%s http_status=%d checks=%" APR_UINT64_T_FMT
                        " failures=%" APR_UINT64_T_FMT " latency_ms=%.1f "
                        "reason=%s\n",
-                       row->balancer->s->name, row->worker->s->name_ex,
+                       row->balancer->s->name, bbs_wname(row->worker),
                        bbs_view_decision(row), row->in_rotation, state,
                        rec->http_status, rec->checks, rec->failures,
                        (double)rec->latency / 1000.0, reason);
@@ -63,7 +63,7 @@ int bbs_status_hook(request_rec *r, int flags)
                        "<td>%s</td><td>%d</td><td>%" APR_UINT64_T_FMT " / %"
                        APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
                        ap_escape_html2(r->pool, row->balancer->s->name, 1),
-                       ap_escape_html2(r->pool, row->worker->s->name_ex, 1),
+                       ap_escape_html2(r->pool, bbs_wname(row->worker), 1),
                        bbs_view_decision(row),
                        row->in_rotation ? "yes" : "no",
                        ap_escape_html2(r->pool, state, 1), rec->http_status,

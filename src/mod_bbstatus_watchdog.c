@@ -250,7 +250,7 @@ static int note_decision(member_t *m, apr_time_t now)
         apr_snprintf(code, sizeof(code), "%d", rec->http_status);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, m->bal->s,
                      "BBS0010: %s member %s: %s -> %s (state %s, %s): %s",
-                     m->bal->b->s->name, m->w->s->name_ex,
+                     m->bal->b->s->name, bbs_wname(m->w),
                      bbs_decision_name(before), bbs_decision_name(after),
                      rec->has_state ? rec->state : "none",
                      rec->http_status ? code
@@ -294,7 +294,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s,
                  "BBS0011: checked %s member %s: %s, %s (%" APR_TIME_T_FMT
                  " us, passes %d/%d, fails %d/%d)",
-                 m->bal->b->s->name, m->w->s->name_ex,
+                 m->bal->b->s->name, bbs_wname(m->w),
                  bbs_verdict_name(r.verdict), r.reason, pr.latency,
                  m->w->s->pcount, m->w->s->passes, m->w->s->fcount,
                  m->w->s->fails);
@@ -339,7 +339,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     if (m) {
         return m;
     }
-    slot = bbs_shm_find(bal->b->s->name, w->s->name_ex, 1);
+    slot = bbs_shm_find(bal->b->s->name, bbs_wname(w), 1);
     if (!slot) {
         return NULL;
     }
@@ -362,7 +362,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
         m->due = m->rec.checked_at + w->s->interval;
     }
     else {
-        m->due = now + spread(w->s->name_ex,
+        m->due = now + spread(bbs_wname(w),
                               (apr_uint32_t)apr_time_as_msec(
                                   w->s->interval))
                            * APR_TIME_C(1000);
@@ -371,7 +371,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     APR_ARRAY_PUSH(bal->members, member_t *) = m;
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, bal->s,
                  "BBS0012: %s member %s: first check in %" APR_TIME_T_FMT
-                 " ms, probing %s", bal->b->s->name, w->s->name_ex,
+                 " ms, probing %s", bal->b->s->name, bbs_wname(w),
                  apr_time_as_msec(m->due - now), m->probe_url);
     return m;
 }
@@ -509,7 +509,7 @@ static void tick_balancer(server_rec *s, proxy_server_conf *conf,
                                        : NULL;
 
         bbs_method_park(w, m ? m->slot
-                             : bbs_shm_find(b->s->name, w->s->name_ex, 0),
+                             : bbs_shm_find(b->s->name, bbs_wname(w), 0),
                         t->now);
         if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
             schedule(t->ck, m, t->now);

@@ -11,10 +11,14 @@ in one thread, so a single process can simulate a thousand nodes.
 Command line::
 
     simnode.py [--control-port P] [--node NAME=PORT[:FLAVOR[:STATE]]]...
+               [--unix-node NAME=PATH[:FLAVOR[:STATE]]]...
                [--many N] [--base-name n] [--host 127.0.0.1|::1]
                [--ports-file F] [--idle-timeout S] [--reason-phrases]
 
-A node port of 0 picks a free port.  Once everything listens, the ports are
+A node port of 0 picks a free port.  A ``--unix-node`` listens on a unix
+socket at PATH instead (mode 0666, so httpd children of any user reach it);
+refusing and STOPPED work the same way: a bound socket that does not listen
+refuses connections.  Once everything listens, the ports are
 written as ``{"control": P, "nodes": {"name": port, ...}, ...}`` to the ports
 file (atomically: written to a temporary name, then renamed).  ``--many N``
 adds N Bitbucket nodes in state RUNNING named ``<base-name>1`` ..
@@ -451,10 +455,11 @@ def validate_update(fields) -> dict:
 
 class Node:
     def __init__(self, sim: "Simulator", name: str, port: int, flavor: str,
-                 state: str):
+                 state: str, path: str | None = None):
         self.sim = sim
         self.name = name
         self.port = port
+        self.path = path            # a unix socket instead of a TCP port
         self.flavor = flavor
         self.state = state
         self.mode = "normal"
@@ -565,6 +570,8 @@ class Node:
     # -- listening socket --------------------------------------------------
 
     def _bind(self) -> socket.socket:
+        if self.path:
+            return self._bind_unix()
         host = self.sim.host
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -578,6 +585,18 @@ class Node:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
+        return sock
+
+    def _bind_unix(self) -> socket.socket:
+        _unlink(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.path)
+            os.chmod(self.path, 0o666)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
     async def sync_listener(self) -> None:
@@ -644,6 +663,8 @@ class Node:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self.path:
+            _unlink(self.path)
 
     # -- serving -----------------------------------------------------------
 
@@ -952,8 +973,8 @@ class Simulator:
         self.ports_file = ports_file
         self.idle_timeout = idle_timeout
         self.reason_phrases = reason_phrases
-        self.nodes = {name: Node(self, name, port, flavor, state)
-                      for name, port, flavor, state in specs}
+        self.nodes = {name: Node(self, name, port, flavor, state, path)
+                      for name, port, flavor, state, path in specs}
         self.events: collections.deque = collections.deque(maxlen=MAX_EVENTS)
         self.stopping = asyncio.Event()
         self.control_server: asyncio.Server | None = None
@@ -981,6 +1002,8 @@ class Simulator:
     def ports(self) -> dict:
         return {"control": self.control_port,
                 "nodes": {n.name: n.port for n in self.nodes.values()},
+                "unix": {n.name: n.path for n in self.nodes.values()
+                         if n.path},
                 "host": self.host, "pid": os.getpid()}
 
     def close(self) -> None:
@@ -1146,7 +1169,25 @@ def parse_node(spec: str) -> tuple[str, int, str, str]:
     if flavor not in FLAVORS:
         raise argparse.ArgumentTypeError(f"{spec!r}: flavor is bitbucket or jira")
     state = (fields[2] if len(fields) > 2 else "") or "RUNNING"
-    return name, port, flavor, state
+    return name, port, flavor, state, None
+
+
+def parse_unix_node(spec: str) -> tuple[str, int, str, str, str]:
+    """NAME=PATH[:FLAVOR[:STATE]]: a node on a unix socket."""
+    name, sep, rest = spec.partition("=")
+    if not sep or not NAME_RE.fullmatch(name):
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: expected NAME=PATH[:FLAVOR[:STATE]]")
+    fields = rest.split(":", 2)
+    path = fields[0]
+    if not os.path.isabs(path) or len(path.encode()) > 100:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: PATH must be absolute and at most 100 bytes")
+    flavor = (fields[1] if len(fields) > 1 else "") or "bitbucket"
+    if flavor not in FLAVORS:
+        raise argparse.ArgumentTypeError(f"{spec!r}: flavor is bitbucket or jira")
+    state = (fields[2] if len(fields) > 2 else "") or "RUNNING"
+    return name, 0, flavor, state, path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -1158,6 +1199,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--node", type=parse_node, action="append", default=[],
                    metavar="NAME=PORT[:FLAVOR[:STATE]]",
                    help="a node; PORT 0 picks a free port (repeatable)")
+    p.add_argument("--unix-node", type=parse_unix_node, action="append",
+                   default=[], metavar="NAME=PATH[:FLAVOR[:STATE]]",
+                   help="a node listening on a unix socket (repeatable)")
     p.add_argument("--many", type=int, default=0, metavar="N",
                    help="add N bitbucket RUNNING nodes on free ports")
     p.add_argument("--base-name", default="n",
@@ -1182,8 +1226,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--many must be >= 0")
     if args.many and not NAME_RE.fullmatch(f"{args.base_name}{args.many}"):
         p.error("--base-name: letters, digits, '_', '.', '-' only")
-    specs = list(args.node)
-    specs += [(f"{args.base_name}{i}", 0, "bitbucket", "RUNNING")
+    specs = list(args.node) + list(args.unix_node)
+    specs += [(f"{args.base_name}{i}", 0, "bitbucket", "RUNNING", None)
               for i in range(1, args.many + 1)]
     if not specs:
         p.error("no nodes: give --node or --many")
@@ -1278,7 +1322,8 @@ class SimNodes:
 
     A node is (name, flavor, state) or (name, flavor, state, port); name,
     flavor and state may be left off from the right (defaults bitbucket,
-    RUNNING, port 0 = free port).
+    RUNNING, port 0 = free port).  ``unix_nodes`` are (name, path, flavor,
+    state) nodes on unix sockets; ``sim.path(name)`` gives the path back.
     """
 
     SCRIPT = os.path.abspath(__file__)
@@ -1289,6 +1334,7 @@ class SimNodes:
         self.host = host
         self.control_port = ports["control"]
         self._ports = dict(ports["nodes"])
+        self._paths = dict(ports.get("unix", {}))
         self._owned_dir = owned_dir
         self._stopped = False
 
@@ -1296,7 +1342,7 @@ class SimNodes:
     def start(cls, nodes=(), host: str = "127.0.0.1", tmpdir=None, *,
               many: int = 0, base_name: str = "n", timeout: float = 10.0,
               args=(), python: str | None = None, stdout=None,
-              stderr=None) -> "SimNodes":
+              stderr=None, unix_nodes=()) -> "SimNodes":
         owned = None
         if tmpdir is None:
             tmpdir = owned = tempfile.mkdtemp(prefix="simnode-")
@@ -1307,6 +1353,9 @@ class SimNodes:
                "--control-port", "0", "--ports-file", ports_file]
         for spec in nodes:
             cmd += ["--node", cls._node_arg(spec)]
+        for name, path, *rest in unix_nodes:
+            flavor, state = (tuple(rest) + ("bitbucket", "RUNNING"))[:2]
+            cmd += ["--unix-node", f"{name}={path}:{flavor}:{state}"]
         if many:
             cmd += ["--many", str(many), "--base-name", base_name]
         cmd += list(args)
@@ -1347,6 +1396,9 @@ class SimNodes:
 
     def port(self, name: str) -> int:
         return self._ports[name]
+
+    def path(self, name: str) -> str:
+        return self._paths[name]
 
     def names(self) -> list:
         return list(self._ports)
