@@ -185,6 +185,34 @@ static const char *bad(cmd_parms *cmd, const char *value, const char *why)
                         why);
 }
 
+/* The settings are read for balancers: in the server config, a virtual
+ * host and <Proxy> sections. Nothing reads them in <Directory>,
+ * <Location>, <Files>, <If> or <Limit>, so they are refused there. (The
+ * three section flags passed together would refuse <Proxy> as well: any
+ * directory context then counts, see ap_check_cmd_context.) */
+static const char *in_balancer_context(cmd_parms *cmd)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIRECTORY
+                                                    | NOT_IN_LOCATION
+                                                    | NOT_IN_LIMIT);
+
+    if (!err) {
+        err = ap_check_cmd_context(cmd, NOT_IN_FILES);
+    }
+    return err ? apr_pstrcat(cmd->pool, err, "; it applies to balancers: "
+                             "use it in the server config, a <VirtualHost> "
+                             "or a <Proxy balancer://...> section", NULL)
+               : NULL;
+}
+
+#define REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd)                                 \
+    do {                                                                     \
+        const char *where_ = in_balancer_context(cmd);                       \
+        if (where_) {                                                        \
+            return where_;                                                   \
+        }                                                                    \
+    } while (0)
+
 static const char *joined(cmd_parms *cmd, int argc, char *const argv[])
 {
     const char *s = "";
@@ -202,6 +230,7 @@ static const char *set_route(cmd_parms *cmd, void *dconf, int argc,
     bbs_dir_conf *c = dconf;
     const char *err = NULL;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     c->route = bbs_stateset_make(cmd->pool, argc, (const char *const *)argv,
                                  &err);
     return c->route ? NULL : bad(cmd, joined(cmd, argc, argv), err);
@@ -213,6 +242,7 @@ static const char *set_standby(cmd_parms *cmd, void *dconf, int argc,
     bbs_dir_conf *c = dconf;
     const char *err = NULL;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     if (argc == 1 && !strcasecmp(argv[0], "none")) {
         c->standby = bbs_stateset_empty();
         return NULL;
@@ -225,8 +255,10 @@ static const char *set_standby(cmd_parms *cmd, void *dconf, int argc,
 static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
 {
     bbs_dir_conf *c = dconf;
-    const char *err = bbs_parse_size(arg, &c->max_body);
+    const char *err;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
+    err = bbs_parse_size(arg, &c->max_body);
     return err ? bad(cmd, arg, err) : NULL;
 }
 
@@ -255,6 +287,7 @@ static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
 {
     bbs_dir_conf *c = dconf;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     return parse_duration(cmd, arg, apr_time_from_msec(100),
                           apr_time_from_sec(300), &c->timeout);
 }
@@ -263,6 +296,7 @@ static const char *set_reprobe(cmd_parms *cmd, void *dconf, const char *arg)
 {
     bbs_dir_conf *c = dconf;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     return parse_duration(cmd, arg, 0, apr_time_from_sec(3600), &c->reprobe);
 }
 
@@ -271,6 +305,7 @@ static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
 {
     bbs_dir_conf *c = dconf;
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     c->fast_interval_set = 1;
     if (!strcasecmp(arg, "off")) {
         c->fast_interval = 0;
@@ -285,6 +320,7 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, const char *arg)
     bbs_dir_conf *c = dconf;
     int *field = (int *)((char *)c + (apr_size_t)cmd->info);
 
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     if (!strcasecmp(arg, "on")) {
         *field = 1;
     }

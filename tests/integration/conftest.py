@@ -10,6 +10,9 @@
 * On failure the error_log tail of every instance is attached to the report.
 * ``-v`` / ``-vv`` (or env BBS_LOGLEVEL=debug|trace4|...) set the LogLevel
   of mod_bbstatus (``LogLevel info bbstatus:<level>``).
+* A test parametrized over ``mpm`` gets instances of that MPM
+  (``httpd.MPMS`` lists them); env BBS_MPM sets the MPM of every other
+  instance (default event).
 * env BBS_MODULE: the module to load (default <repo>/.libs/mod_bbstatus.so);
   BBS_CORE_DUMPS=1: children may dump core into <ServerRoot>/cores.
 """
@@ -153,8 +156,14 @@ def httpd_factory(tmp_path, request):
     made = []
     level = module_loglevel(request.config)
 
+    # a test parametrized over "mpm" runs its instances with that MPM
+    mpm = getattr(getattr(request.node, "callspec", None), "params",
+                  {}).get("mpm")
+
     def make(name=None, **kwargs):
         name = name or f"httpd{len(made)}"
+        if mpm:
+            kwargs.setdefault("mpm", mpm)
         if any(h.name == name for h in made):
             raise ValueError(f"httpd_factory: name {name!r} already used")
         kwargs.setdefault("module_loglevel", level)

@@ -34,6 +34,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 APACHE2 = os.environ.get("BBS_APACHE2", "/usr/sbin/apache2")
 MODULES_DIR = os.environ.get("BBS_APACHE_MODULES", "/usr/lib/apache2/modules")
 MIME_TYPES = "/etc/mime.types"
+# what /proc/PID/comm says of our server processes (at most 15 bytes):
+# "apache2" for Debian's, "httpd" for an upstream build (make check-compat)
+SERVER_COMM = os.path.basename(APACHE2)[:15]
 
 # Stock modules loaded into every instance (after the MPM), in this order.
 BASE_MODULES = (
@@ -67,6 +70,9 @@ SUSPICIOUS = ("Segmentation fault", "exit signal", "AddressSanitizer",
 NEVER_ALLOWED = ("AH03257",)
 
 READY_RE = r"resuming normal operations"
+
+# the MPMs that tests parametrized over "mpm" run under (see conftest)
+MPMS = ("event", "worker", "prefork")
 
 
 class HttpdError(Exception):
@@ -140,6 +146,35 @@ def compiled_in_modules():
     return _compiled_in
 
 
+_loadable = {}
+
+
+def module_load_error(name):
+    """None when the stock module mod_<name> loads into this httpd, else
+    httpd's own words why not (e.g. mod_ssl of an older release built
+    against this machine's newer OpenSSL)."""
+    if name not in _loadable:
+        path = os.path.join(MODULES_DIR, f"mod_{name}.so")
+        with tempfile.TemporaryDirectory(prefix="bbs-load-") as d:
+            conf = os.path.join(d, "load.conf")
+            with open(conf, "w") as f:
+                f.write(f'LoadModule {name}_module "{path}"\n')
+            r = subprocess.run([APACHE2, "-t", "-f", conf], env=_base_env(),
+                               capture_output=True, text=True, timeout=30)
+            out = (r.stdout + r.stderr).strip()
+        _loadable[name] = None if "Cannot load" not in out \
+            and os.path.exists(path) else (out.splitlines() or [path])[-1]
+    return _loadable[name]
+
+
+def version():
+    """(major, minor, patch) of the httpd the tests run."""
+    out = subprocess.run([APACHE2, "-v"], capture_output=True, text=True,
+                         env=_base_env(), timeout=30).stdout
+    m = re.search(r"Apache/(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+
+
 def _base_env(extra=None):
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -207,9 +242,9 @@ class Httpd:
     # every instance ever created and not yet forgotten (conftest uses this)
     instances = []
 
-    def __init__(self, tmpdir, module_path=None, mpm="event",
+    def __init__(self, tmpdir, module_path=None, mpm=None,
                  loglevel="info", extra_modules=(), load_bbstatus=True,
-                 module_loglevel=None, server_limit=2, start_servers=2,
+                 module_loglevel=None, server_limit=None, start_servers=None,
                  threads_per_child=25, max_request_workers=None, env=None,
                  name=None, core_dumps=None):
         # ``link``: the tmpdir given; ``root``: the real ServerRoot (the
@@ -223,13 +258,16 @@ class Httpd:
             module_path = os.environ.get("BBS_MODULE") or os.path.join(
                 REPO, ".libs", "mod_bbstatus.so")
         self.module_path = os.path.abspath(str(module_path))
-        self.mpm = mpm
+        self.mpm = mpm or os.environ.get("BBS_MPM") or "event"
         self.loglevel = loglevel
         self.module_loglevel = module_loglevel
         self.extra_modules = tuple(extra_modules)
         self.load_bbstatus = load_bbstatus
-        self.server_limit = server_limit
-        self.start_servers = start_servers
+        # a prefork child serves one connection at a time: enough of them
+        # for a test's keep-alive load next to its diagnostics requests
+        prefork = self.mpm == "prefork"
+        self.server_limit = server_limit or (16 if prefork else 2)
+        self.start_servers = start_servers or (4 if prefork else 2)
         self.threads_per_child = threads_per_child
         self.max_request_workers = max_request_workers
         self.env = dict(env or {})
@@ -542,7 +580,7 @@ class Httpd:
         self.body = body
         stale = self._read_pidfile()
         if stale is not None:
-            if _alive(stale) and _comm(stale).startswith("apache2"):
+            if _alive(stale) and _comm(stale) == SERVER_COMM:
                 raise HttpdError(f"{self.name}: an apache2 (pid {stale}) "
                                  f"from {self.pid_path} is still running")
             os.unlink(self.pid_path)    # stale: apache2 would trust it
@@ -658,7 +696,7 @@ class Httpd:
         pid = self.pid
         if pid is None:
             p = self._read_pidfile()
-            if p is not None and _alive(p) and _comm(p).startswith("apache2"):
+            if p is not None and _alive(p) and _comm(p) == SERVER_COMM:
                 pid = self.pid = p
                 self._pid_start = _proc_stat(p)[3]
         if pid is None or not _alive(pid, self._pid_start):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from httpd import free_port, wait_until
+from httpd import MPMS, free_port, wait_until
 from simnode import SimNodes
 
 BB = "balancer://bb"
@@ -564,7 +564,8 @@ def test_prometheus(env):
 
 # --- 4. every child shows the checker's latest result -----------------------
 
-def test_all_children_show_latest_result(env):
+@pytest.mark.parametrize("mpm", MPMS)
+def test_all_children_show_latest_result(env, mpm):
     start_nodes, make = env
     nodes = start_nodes(("a", "bitbucket", "RUNNING"),
                         ("b", "bitbucket", "RUNNING"))

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from httpd import Httpd, _alive, _proc_stat, wait_until
+from httpd import Httpd, _alive, _proc_stat, module_load_error, wait_until
 from simnode import SimNodes
 
 INTERVAL = 1.0            # hcinterval of every member, seconds
@@ -294,7 +294,12 @@ def env(tmp_path_factory, request):
                 fields["custom"] = c.custom
             nodes.set(c.hostile, **fields)
 
-        openssl = shutil.which("openssl")
+        # mod_ssl of httpd 2.4.37 does not load with OpenSSL 3 (make
+        # check-compat): the TLS cases are skipped there, with that reason
+        no_tls = ("the openssl command is not installed"
+                  if not shutil.which("openssl")
+                  else module_load_error("ssl"))
+        openssl = None if no_tls else shutil.which("openssl")
         h = Httpd(base / "httpd", name="hostile",
                   extra_modules=("ssl",) if openssl else (),
                   module_loglevel=_loglevel(request.config))
@@ -373,6 +378,7 @@ def env(tmp_path_factory, request):
             ]
         h.start("".join(conf))
         e = Env(h, nodes, tls, allow)
+        e.no_tls = no_tls
 
         # every BBSTATUS member checked at least twice before the cases look
         def all_checked():
@@ -614,8 +620,7 @@ def test_unresolvable_member_fails(env):
 
 def _need_tls(env):
     if env.tls is None:
-        pytest.skip("the openssl command is not installed: no certificate "
-                    "for the https member cases")
+        pytest.skip(f"no https member cases: {env.no_tls}")
 
 
 @pytest.mark.parametrize("balancer,prefix,healthy", [

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from httpd import DIAG, free_port, wait_until
+from httpd import DIAG, MPMS, free_port, wait_until
 from simnode import SimNodes
 
 BB = "balancer://bb"
@@ -247,7 +247,8 @@ class Load:
 
 # --- 1. standby members get traffic only when nobody better is there ------
 
-def test_standby_member_gets_no_traffic_while_running_members_exist(env):
+@pytest.mark.parametrize("mpm", MPMS)
+def test_standby_member_gets_no_traffic_while_running_members_exist(env, mpm):
     start_nodes, make = env
     nodes = start_nodes([("a", "bitbucket", "RUNNING"),
                          ("b", "bitbucket", "RUNNING"),
@@ -420,7 +421,8 @@ def test_admin_hot_standby_is_kept(env):
 
 # --- 4. a node going away under load is out after one re-probe ------------
 
-def test_stopping_node_under_load_out_after_reprobe(env):
+@pytest.mark.parametrize("mpm", MPMS)
+def test_stopping_node_under_load_out_after_reprobe(env, mpm):
     start_nodes, make = env
     interval_ms = 10000
     # a's first scheduled check early, so its next one is ~10 s away

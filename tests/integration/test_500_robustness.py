@@ -37,6 +37,7 @@ import time
 import pytest
 
 from httpd import DIAG, _alive, _proc_stat, wait_until
+from httpd import version as httpd_version
 from simnode import SimNodes
 
 ROBUSTNESS = os.path.join(os.path.dirname(os.path.dirname(
@@ -359,15 +360,21 @@ def test_restarts_under_load(httpd_factory, sim, request):
 UNLOAD_CYCLES = 3
 
 
+# the rows after PROVIDER (GET11 ...) came with httpd 2.4.55
+HAVE_GET11 = httpd_version() >= (2, 4, 55)
+
+
 def _plain_body(port_get, port_get11):
     """No mod_bbstatus: a stock GET member, and a GET11 member, whose
     method row comes after the one mod_bbstatus borrows, so reading this
-    configuration compares against that row's name."""
+    configuration compares against that row's name (before 2.4.55, with no
+    row after PROVIDER, a second GET member)."""
     return (
         "<Proxy balancer://bb>\n"
         f"    BalancerMember {member_url(port_get)} hcmethod=GET "
         f"hcuri=/status hcinterval=1\n"
-        f"    BalancerMember {member_url(port_get11)} hcmethod=GET11 "
+        f"    BalancerMember {member_url(port_get11)} "
+        f"hcmethod={'GET11' if HAVE_GET11 else 'GET'} "
         f"hcuri=/status hcinterval=1\n"
         "</Proxy>\n"
         "ProxyPass /balancer-manager !\n"
@@ -382,8 +389,9 @@ def _hc_methods_offered(h):
     ref = {"Referer": h.url("/balancer-manager")}
     status, _, body = h.get("/balancer-manager", headers=ref)
     assert status == 200, body[:300]
-    links = re.findall(r'href="(/balancer-manager\?b=[^"]*&amp;w=[^"]*)"',
-                       body.decode("utf-8", "replace"))
+    # single quotes in older releases (2.4.37)
+    links = re.findall(r'href=["\'](/balancer-manager\?b=[^"\']*&amp;w='
+                       r'[^"\']*)["\']', body.decode("utf-8", "replace"))
     assert links, "no member links on balancer-manager"
     status, _, body = h.get(links[0].replace("&amp;", "&"), headers=ref)
     assert status == 200, body[:300]
@@ -414,7 +422,8 @@ def test_method_row_restored_after_unload(httpd_factory, sim, request):
         assert h.pid == main and h.is_running()
         shm.sample()
         offered = _hc_methods_offered(h)
-        assert "GET" in offered and "GET11" in offered, offered
+        assert "GET" in offered, offered
+        assert "GET11" in offered or not HAVE_GET11, offered
         assert "BBSTATUS" not in offered and "PROVIDER" not in offered, \
             offered
         # stock health checks and the proxy work
