@@ -588,7 +588,7 @@ def test_all_children_show_latest_result(env, mpm):
     nodes.set("a", state="STOPPING")
     wait_member(h, BB, a, lambda m: m["decision"] == "block", dl,
                 "a blocked after STOPPING")
-    change = h.wait_log(r"\[pid (\d+):tid \d+\] BBS0010: balancer://bb "
+    change = h.wait_log(r"\[pid (\d+)(?::tid \d+)?\] BBS0010: balancer://bb "
                         rf"member {re.escape(a)}: route -> block", 5, off)
     checker_pid = int(change.group(1))
 
