@@ -95,8 +95,7 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
      * handler's return only after this hook. */
     if (worker && balancer && bbs_method_is(worker)
         && (r->status >= 500 || PROXY_WORKER_IS_ERROR(worker))) {
-        bbs_slot_t *slot = bbs_shm_find(balancer->s->name,
-                                        bbs_wname(worker), 0);
+        bbs_slot_t *slot = bbs_shm_member(balancer, worker, 0);
         if (slot) {
             bbs_shm_request_probe(slot);
         }
@@ -122,6 +121,7 @@ static void bbs_register_hooks(apr_pool_t *p)
 
     (void)p;
     ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(bbs_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(bbs_post_config, after_balancer, before_watchdog,
                         APR_HOOK_LAST);
     ap_hook_child_init(bbs_child_init, after_balancer, NULL, APR_HOOK_LAST);

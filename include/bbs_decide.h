@@ -86,6 +86,8 @@ bbs_stateset_t *bbs_stateset_make(apr_pool_t *p, int argc,
                                   const char *const *argv, const char **err);
 int bbs_stateset_has(const bbs_stateset_t *set, const char *state);
 int bbs_stateset_count(const bbs_stateset_t *set);
+/* Whether two sets hold the same names, in whatever order. */
+int bbs_stateset_same(const bbs_stateset_t *a, const bbs_stateset_t *b);
 /* Names joined by single spaces, upper case; "none" for an empty set. */
 const char *bbs_stateset_str(const bbs_stateset_t *set, apr_pool_t *p);
 

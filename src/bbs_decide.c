@@ -106,6 +106,22 @@ bbs_stateset_t *bbs_stateset_make(apr_pool_t *p, int argc,
     return set;
 }
 
+int bbs_stateset_same(const bbs_stateset_t *a, const bbs_stateset_t *b)
+{
+    int i;
+
+    if (a->n != b->n) {
+        return 0;
+    }
+    /* names are unique within a set: same count and a within b is enough */
+    for (i = 0; i < a->n; ++i) {
+        if (!bbs_stateset_has(b, a->names[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 const char *bbs_stateset_str(const bbs_stateset_t *set, apr_pool_t *p)
 {
     const char *s = NULL;

@@ -69,6 +69,15 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
     }
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+        /* a member added in balancer-manager reaches a child's view of the
+         * balancer only when the child syncs it, which mod_proxy_balancer
+         * does for proxied requests alone: without this, a child that
+         * serves only this page would leave the member out */
+        if (b->s->wupdated > b->wupdated
+            && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+            ap_proxy_sync_balancer(b, r->server, conf);
+            PROXY_THREAD_UNLOCK(b);
+        }
         for (k = 0; k < b->workers->nelts; ++k) {
             proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
             bbs_row *row = apr_array_push(rows);
@@ -83,8 +92,7 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
                                      || PROXY_WORKER_IS_SPARE(w))
                                     && better_member_usable(b, w));
             if (row->ours) {
-                bbs_slot_t *slot = bbs_shm_find(b->s->name, bbs_wname(w),
-                                                0);
+                bbs_slot_t *slot = bbs_shm_member(b, w, 0);
                 row->probe_url = bbs_probe_url(r->pool, w);
                 if (slot && bbs_shm_read(slot, &row->rec)) {
                     row->has_record = 1;

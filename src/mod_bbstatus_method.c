@@ -135,7 +135,7 @@ void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
 
 static void park_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    bbs_method_park(w, bbs_shm_find(b->s->name, bbs_wname(w), 0),
+    bbs_method_park(w, bbs_shm_member(b, w, 0),
                     *(apr_time_t *)baton);
 }
 

@@ -64,9 +64,12 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
 ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
                                           proxy_balancer *b);
 void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config);
+/* Refuses a balancer shared by servers that give it different settings. */
+int bbs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s);
 
 /* Calls fn for every balancer of every server; a virtual host's copies of
- * the main server's balancers share their workers and shared records. */
+ * the main server's balancers share their members array and workers. */
 typedef void bbs_balancer_fn(server_rec *s, proxy_server_conf *conf,
                              proxy_balancer *b, void *baton);
 void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton);
@@ -130,9 +133,10 @@ typedef struct {
 } bbs_record_t;
 
 int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s);
-/* Finds the slot of balancer+member, or claims a free one (create != 0). */
-bbs_slot_t *bbs_shm_find(const char *balancer, const char *member,
-                         int create);
+/* Finds the slot of a balancer's member, or claims a free one
+ * (create != 0); NULL when there is none (create: the table is full). */
+bbs_slot_t *bbs_shm_member(const proxy_balancer *b, const proxy_worker *w,
+                           int create);
 void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec);
 /* 1 and a whole copy, or 0 when no consistent copy could be had. */
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec);

@@ -2,17 +2,31 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * Member records in one anonymous shared segment, created by the parent
- * and inherited by every child. It hangs off the process pool, so records
- * survive graceful restarts and a checking child that goes away; it is
+ * Member records in anonymous shared segments, created by the parent and
+ * inherited by every child. They hang off the process pool, so records
+ * survive graceful restarts and a checking child that goes away; they are
  * gone with the parent, so nothing is left behind after a stop.
  *
- * The segment also holds the checker's lease: the child that renews it
- * every tick checks; when it stops renewing (it exits, is killed, or is
- * shutting down), another child takes it over.
+ * A small segment, made once, holds the checker's lease: the child that
+ * renews it every tick checks; when it stops renewing (it exits, is
+ * killed, or is shutting down), another child takes it over, whichever
+ * generation it belongs to.
  *
- * Slots are found by open addressing on a hash of "balancer member" and
- * never freed. Each record is guarded by a sequence lock: the one check
+ * The records live in a segment made afresh for every generation: its
+ * post_config copies the records of the members it configures from the
+ * previous one, and the parent lets the previous one go. Members no longer
+ * configured so leave nothing behind, and a child of an older generation
+ * that still finishes a probe writes into its own generation's segment,
+ * which it keeps mapped until it exits and which nobody reads or reuses:
+ * no late write can land in a slot another member owns now.
+ *
+ * Within a generation slots are found by open addressing on a hash of the
+ * member's key and never freed; the segment is sized for every member the
+ * configuration can hold, BalancerGrowth included. A key names the
+ * balancer object too (see owner_of), so a balancer defined separately in
+ * two virtual hosts gets two records.
+ *
+ * Each record is guarded by a sequence lock: the one check
  * that writes it makes the count odd while it copies, and readers retry
  * until they copy a record whose count was even and unchanged, so nobody
  * sees the state of one check with the reason of another.
@@ -30,10 +44,13 @@
 #define SLOT_FREE 0
 #define SLOT_CLAIMING 1
 #define SLOT_USED 2
+#define OWNER_LEN 24
 #ifdef PROXY_WORKER_EXT_NAME_SIZE
-#define KEY_LEN (PROXY_BALANCER_MAX_NAME_SIZE + PROXY_WORKER_EXT_NAME_SIZE)
+#define KEY_LEN (OWNER_LEN + PROXY_BALANCER_MAX_NAME_SIZE \
+                 + PROXY_WORKER_EXT_NAME_SIZE)
 #else
-#define KEY_LEN (PROXY_BALANCER_MAX_NAME_SIZE + PROXY_WORKER_MAX_NAME_SIZE)
+#define KEY_LEN (OWNER_LEN + PROXY_BALANCER_MAX_NAME_SIZE \
+                 + PROXY_WORKER_MAX_NAME_SIZE)
 #endif
 #define READ_TRIES 10000
 
@@ -48,21 +65,32 @@ struct bbs_slot_t {
 };
 
 /* The checker's lease: owner pid in the high half, last renewal in 10 ms
- * units in the low half, one word so that it changes hands atomically. */
+ * units in the low half, one word so that it changes hands atomically;
+ * next to it the generation of its holder. */
 typedef struct {
     volatile apr_uint64_t lease;
-    char pad[56];
+    volatile apr_uint32_t lease_generation;
+    apr_uint32_t generations; /* counted by the parent */
+    char pad[48];
 } header_t;
 
+/* Kept in the process pool across generations; each generation's
+ * children get their own copy at fork, so the parent may replace the
+ * records while older children still use theirs. */
 typedef struct {
-    apr_shm_t *shm;
+    apr_shm_t *lease_shm;
     header_t *header;
+    apr_shm_t *shm;     /* this generation's records */
     bbs_slot_t *slots;
     apr_size_t n;
 } segment_t;
 
 /* Set in the parent before children fork; read-only afterwards. */
 static segment_t *seg;
+static apr_uint32_t generation;
+/* Which server's balancer owns a members array (see owner_of); built with
+ * seg, read-only afterwards. */
+static apr_hash_t *owners;
 
 apr_uint32_t bbs_hash(const char *key)
 {
@@ -74,9 +102,28 @@ apr_uint32_t bbs_hash(const char *key)
     return h;
 }
 
-static void make_key(char *key, const char *balancer, const char *member)
+/* What tells one balancer object from another of the same name: mod_proxy
+ * gives a virtual host a copy of the main server's balancer that shares
+ * its members array and its workers (one balancer), while a <Proxy>
+ * section read in two virtual hosts makes two balancers with workers and
+ * shared memory of their own. The id of the first server holding the
+ * array names it, and stays the same across restarts. */
+static const char *owner_of(const proxy_balancer *b)
 {
-    apr_snprintf(key, KEY_LEN, "%s %s", balancer, member);
+    const char *id = owners ? apr_hash_get(owners, &b->workers,
+                                           sizeof(b->workers))
+                            : NULL;
+
+    /* balancers are never added at run time in 2.4: only a balancer seen
+     * by no post_config (none) would fall back to its own shared name */
+    return id ? id : b->s->sname;
+}
+
+static void make_key(char *key, const proxy_balancer *b,
+                     const proxy_worker *w)
+{
+    apr_snprintf(key, KEY_LEN, "%.*s %s %s", OWNER_LEN - 1, owner_of(b),
+                 b->s->name, bbs_wname(w));
 }
 
 static bbs_slot_t *lookup(segment_t *sg, const char *key, apr_uint32_t h,
@@ -122,12 +169,12 @@ static bbs_slot_t *lookup(segment_t *sg, const char *key, apr_uint32_t h,
     return NULL;
 }
 
-bbs_slot_t *bbs_shm_find(const char *balancer, const char *member,
-                         int create)
+bbs_slot_t *bbs_shm_member(const proxy_balancer *b, const proxy_worker *w,
+                           int create)
 {
     char key[KEY_LEN];
 
-    make_key(key, balancer, member);
+    make_key(key, b, w);
     return lookup(seg, key, bbs_hash(key), create);
 }
 
@@ -164,12 +211,25 @@ int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
     cur = bbs_atomic_read64(&seg->header->lease);
     owner = (apr_uint32_t)(cur >> 32);
     beat = (apr_uint32_t)cur;
+    /* A child of a newer generation takes the lease at once: the holder
+     * checks members of a configuration that is gone, and is on its way
+     * out (mod_watchdog stops its ticks without a word to the callback
+     * when the MPM stops the child), so waiting for the lease to expire
+     * would leave new members unchecked for that long. */
     if (owner != me && owner != 0
-        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl) {
+        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl
+        && (apr_int32_t)(apr_atomic_read32(&seg->header->lease_generation)
+                         - generation) >= 0) {
         return 0;
     }
     mine = ((apr_uint64_t)me << 32) | t;
-    return bbs_atomic_cas64(&seg->header->lease, mine, cur) == cur;
+    if (bbs_atomic_cas64(&seg->header->lease, mine, cur) != cur) {
+        return 0;
+    }
+    if (owner != me) {
+        apr_atomic_set32(&seg->header->lease_generation, generation);
+    }
+    return 1;
 }
 
 void bbs_shm_lease_release(apr_uint32_t me)
@@ -258,82 +318,102 @@ static apr_size_t slots_needed(server_rec *s)
     return n * 2;
 }
 
-static apr_status_t create_segment(segment_t **out, apr_size_t n,
-                                   apr_pool_t *pool)
+static void note_owner(server_rec *s, proxy_server_conf *conf,
+                       proxy_balancer *b, void *baton)
 {
-    segment_t *sg = apr_pcalloc(pool, sizeof(*sg));
-    apr_status_t rv;
-
-    rv = apr_shm_create(&sg->shm, sizeof(header_t) + n * sizeof(bbs_slot_t),
-                        NULL, pool);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    (void)s;
+    if (!apr_hash_get(owners, &b->workers, sizeof(b->workers))) {
+        apr_hash_set(owners, &b->workers, sizeof(b->workers),
+                     apr_pstrdup(baton, conf->id ? conf->id : "-"));
     }
-    sg->header = apr_shm_baseaddr_get(sg->shm);
-    sg->slots = (bbs_slot_t *)(sg->header + 1);
-    sg->n = n;
-    memset(sg->header, 0, sizeof(header_t) + n * sizeof(bbs_slot_t));
-    *out = sg;
-    return APR_SUCCESS;
 }
 
+typedef struct {
+    bbs_slot_t *from_slots; /* the previous generation's, or NULL */
+    apr_size_t from_n;
+} carry_t;
+
+/* Claims the slot of a configured member in the new segment and carries
+ * its record over, so a member that stays keeps its history. Old children
+ * may still write the old record: the copy is taken whole, under its
+ * sequence lock, and whatever they write later stays in their segment. */
 static void claim_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
-    (void)baton;
-    if (bbs_method_is(w)) {
-        bbs_shm_find(b->s->name, bbs_wname(w), 1);
-    }
-}
+    carry_t *c = baton;
+    char key[KEY_LEN];
+    apr_uint32_t h;
+    bbs_slot_t *n, *o;
+    segment_t old;
 
-/* Slots of configured members are claimed here, in the parent, before
- * any child exists; at run time only the checker claims (members added
- * in balancer-manager). */
-static void claim_configured(server_rec *s)
-{
-    bbs_each_member(s, claim_member, NULL);
+    if (!bbs_method_is(w)) {
+        return;
+    }
+    make_key(key, b, w);
+    h = bbs_hash(key);
+    n = lookup(seg, key, h, 1);
+    if (!n || !c->from_slots) {
+        return;
+    }
+    memset(&old, 0, sizeof(old));
+    old.slots = c->from_slots;
+    old.n = c->from_n;
+    o = lookup(&old, key, h, 0);
+    if (o && bbs_shm_read(o, &n->rec)) {
+        n->flags = apr_atomic_read32(&o->flags);
+        n->reprobe = apr_atomic_read32(&o->reprobe);
+    }
 }
 
 int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
 {
     apr_pool_t *ppool = s->process->pool;
-    segment_t *old = NULL, *sg;
-    apr_size_t need = slots_needed(s), i;
+    segment_t *sg = NULL;
+    apr_shm_t *old_shm;
+    apr_size_t need = slots_needed(s);
+    carry_t carry;
     apr_status_t rv;
 
-    (void)pconf;
-    apr_pool_userdata_get((void **)&old, SHM_USERDATA, ppool);
-    if (old && old->n >= need) {
-        seg = old;
-        claim_configured(s);
-        return OK;
+    apr_pool_userdata_get((void **)&sg, SHM_USERDATA, ppool);
+    if (!sg) {
+        sg = apr_pcalloc(ppool, sizeof(*sg));
+        rv = apr_shm_create(&sg->lease_shm, sizeof(header_t), NULL, ppool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "BBS0002: cannot create shared memory for the "
+                         "checker's lease");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        sg->header = apr_shm_baseaddr_get(sg->lease_shm);
+        memset(sg->header, 0, sizeof(header_t));
+        apr_pool_userdata_set(sg, SHM_USERDATA, apr_pool_cleanup_null,
+                              ppool);
     }
-    rv = create_segment(&sg, need, ppool);
+    old_shm = sg->shm;
+    carry.from_slots = sg->slots;
+    carry.from_n = sg->n;
+    rv = apr_shm_create(&sg->shm, need * sizeof(bbs_slot_t), NULL, ppool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "BBS0002: cannot create shared memory for %"
                      APR_SIZE_T_FMT " member records", need);
+        sg->shm = old_shm;
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (old) {
-        /* the configuration grew: carry the records over, then let the
-         * old segment go (children of the old generation keep their own
-         * mapping until they exit) */
-        for (i = 0; i < old->n; ++i) {
-            bbs_slot_t *o = &old->slots[i], *n;
-            if (o->used != SLOT_USED) {
-                continue;
-            }
-            n = lookup(sg, o->key, o->hash, 1);
-            if (n) {
-                memcpy(&n->rec, &o->rec, sizeof(n->rec));
-                n->flags = o->flags;
-            }
-        }
-        apr_shm_destroy(old->shm);
-    }
-    apr_pool_userdata_set(sg, SHM_USERDATA, apr_pool_cleanup_null, ppool);
+    sg->slots = apr_shm_baseaddr_get(sg->shm);
+    sg->n = need;
+    memset(sg->slots, 0, need * sizeof(bbs_slot_t));
     seg = sg;
-    claim_configured(s);
+    generation = ++sg->header->generations;
+    owners = apr_hash_make(pconf);
+    bbs_each_balancer(s, note_owner, pconf);
+    /* only here, in the parent before any child of this generation
+     * exists, are configured members claimed; at run time only the
+     * checker claims (members added in balancer-manager) */
+    bbs_each_member(s, claim_member, &carry);
+    if (old_shm) {
+        /* unmaps the parent's view only: older children keep theirs */
+        apr_shm_destroy(old_shm);
+    }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  "BBS0003: shared records for %" APR_SIZE_T_FMT " members",
                  need);

@@ -74,6 +74,7 @@ struct checker_t {
     server_rec *s;
     apr_hash_t *members;    /* by worker shared record */
     apr_hash_t *balancers;  /* by balancer shared record */
+    apr_hash_t *unrecorded; /* members found no record for, said once */
     apr_array_header_t *order; /* balancer_t *, in configuration order */
     apr_thread_pool_t *tp;
     int threads;
@@ -339,8 +340,18 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     if (m) {
         return m;
     }
-    slot = bbs_shm_find(bal->b->s->name, bbs_wname(w), 1);
+    slot = bbs_shm_member(bal->b, w, 1);
     if (!slot) {
+        if (!apr_hash_get(ck->unrecorded, &w->s, sizeof(w->s))) {
+            apr_hash_set(ck->unrecorded, &w->s, sizeof(w->s), w);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, bal->s,
+                         "BBS0061: %s member %s is not checked: all %"
+                         APR_SIZE_T_FMT " shared records are taken; a "
+                         "graceful restart sizes them for the members "
+                         "configured and BalancerGrowth",
+                         bal->b->s->name, bbs_wname(w),
+                         bbs_shm_capacity());
+        }
         return NULL;
     }
     m = apr_pcalloc(ck->pool, sizeof(*m));
@@ -509,7 +520,7 @@ static void tick_balancer(server_rec *s, proxy_server_conf *conf,
                                        : NULL;
 
         bbs_method_park(w, m ? m->slot
-                             : bbs_shm_find(b->s->name, bbs_wname(w), 0),
+                             : bbs_shm_member(b, w, 0),
                         t->now);
         if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
             schedule(t->ck, m, t->now);
@@ -537,6 +548,7 @@ static void checker_start(checker_t *ck)
     apr_pool_create_unmanaged_ex(&ck->pool, NULL, NULL);
     ck->members = apr_hash_make(ck->pool);
     ck->balancers = apr_hash_make(ck->pool);
+    ck->unrecorded = apr_hash_make(ck->pool);
     ck->order = apr_array_make(ck->pool, 4, sizeof(balancer_t *));
     /* all threads from the start: APR adds a thread only when none is
      * idle, so with fewer, a probe pushed in the same tick as a hanging

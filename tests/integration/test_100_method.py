@@ -178,7 +178,7 @@ ROUTED = {"STARTING", "FIRST_RUN", "RUNNING", "MAINTENANCE"}
         s, marks=pytest.mark.allow_log(*REFUSED_LOGS))
     for s in STATES])
 @pytest.mark.parametrize("flavor", ["bitbucket", "jira"])
-def test_state_routes_or_blocks(httpd_factory, sim, flavor, state):
+def test_state_routes_or_blocks(sim, httpd_factory, flavor, state):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", flavor, state)])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
@@ -224,7 +224,7 @@ def test_state_routes_or_blocks(httpd_factory, sim, flavor, state):
 
 # --- 2. back in only after hcpasses good checks ---------------------------
 
-def test_blocked_member_needs_hcpasses(httpd_factory, sim):
+def test_blocked_member_needs_hcpasses(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
                                                   "STOPPING")])
     h = httpd_factory()
@@ -294,7 +294,7 @@ def _out_after(w, key, k, fails):
     return rec
 
 
-def test_fast_block_default_and_fail_counting(httpd_factory, sim):
+def test_fast_block_default_and_fail_counting(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("f", "bitbucket", "RUNNING"),
                  ("g", "jira", "RUNNING")])
     h = httpd_factory()
@@ -334,7 +334,7 @@ def test_fast_block_default_and_fail_counting(httpd_factory, sim):
         assert seen[name] == 0 and seen["r"] == 10, (prefix, answers)
 
 
-def test_fast_block_off(httpd_factory, sim):
+def test_fast_block_off(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("s", "jira", "RUNNING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
@@ -356,7 +356,7 @@ def test_fast_block_off(httpd_factory, sim):
 
 # --- 3b. settings given inside <Proxy balancer://...> ------------------------
 
-def test_settings_in_proxy_section(httpd_factory, sim):
+def test_settings_in_proxy_section(sim, httpd_factory):
     """BBStatus* directives inside a <Proxy balancer://...> section apply
     to that balancer only, whether or not the <Proxy> line has
     parameters; a balancer without them keeps the defaults."""
@@ -401,7 +401,7 @@ def test_settings_in_proxy_section(httpd_factory, sim):
 TOKEN = "secret-token-123"
 
 
-def test_backup_client_through_maintenance(httpd_factory, sim):
+def test_backup_client_through_maintenance(sim, httpd_factory):
     nodes = sim([("a", "bitbucket", "MAINTENANCE"),
                  ("b", "jira", "MAINTENANCE")])
     # the module at its most talkative: the token must still not show
@@ -440,7 +440,7 @@ def test_backup_client_through_maintenance(httpd_factory, sim):
 
 # --- 5. a GET member and a BBSTATUS member in one balancer ---------------
 
-def test_mixed_balancer(httpd_factory, sim):
+def test_mixed_balancer(sim, httpd_factory):
     nodes = sim([("g", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
     h = httpd_factory()
     g, b = url4(nodes, "g"), url4(nodes, "b")
@@ -473,7 +473,7 @@ def test_mixed_balancer(httpd_factory, sim):
 
 # --- 6. ProxyHCTemplate ----------------------------------------------------
 
-def test_hctemplate(httpd_factory, sim):
+def test_hctemplate(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
@@ -503,7 +503,7 @@ def test_hctemplate(httpd_factory, sim):
 # --- 7. graceful restarts ----------------------------------------------------
 
 @pytest.mark.parametrize("mpm", MPMS)
-def test_graceful_restart_twice(httpd_factory, sim, mpm):
+def test_graceful_restart_twice(sim, httpd_factory, mpm):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "jira", "RUNNING")])
     h = httpd_factory()
     t, r = url4(nodes, "t"), url4(nodes, "r")
@@ -541,7 +541,7 @@ def test_graceful_restart_twice(httpd_factory, sim, mpm):
 
 # --- 8. member URL with a path ---------------------------------------------
 
-def test_member_with_path(httpd_factory, sim):
+def test_member_with_path(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("p1", "bitbucket"),
                  ("p2", "bitbucket"), ("p3", "bitbucket")])
     # answer every path like /status does, so the prefixed probes pass
@@ -663,7 +663,7 @@ def _switch_method(h, worker_url, method, hcuri=None):
     return fields
 
 
-def test_balancer_manager_switches_method(httpd_factory, sim):
+def test_balancer_manager_switches_method(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
@@ -708,7 +708,7 @@ def test_balancer_manager_switches_method(httpd_factory, sim):
 
 # --- 10. a hanging member does not hold up the others -----------------------
 
-def test_hanging_member(httpd_factory, sim):
+def test_hanging_member(sim, httpd_factory):
     """While one member's probe hangs until BBStatusTimeout, the other
     member is checked on schedule.  The other one is checked every 100 ms
     (every checker round), so it is always due in the same round as the
@@ -878,7 +878,7 @@ def test_valid_directives(httpd_factory):
 
 @pytest.mark.allow_log(r"BBS0001", r"Pre-configuration failed",
                        r"Configuration Failed")
-def test_needs_mod_proxy_hcheck(httpd_factory, sim, monkeypatch):
+def test_needs_mod_proxy_hcheck(sim, httpd_factory, monkeypatch):
     # the harness loads httpd.BASE_MODULES; leave mod_proxy_hcheck out
     monkeypatch.setattr(httpd_mod, "BASE_MODULES", tuple(
         m for m in httpd_mod.BASE_MODULES if m != "proxy_hcheck"))
@@ -906,7 +906,7 @@ def test_needs_mod_proxy_hcheck(httpd_factory, sim, monkeypatch):
 # --- 13. BBSTATUS on a worker outside a balancer ----------------------------
 
 @pytest.mark.allow_log(r"BBS0006")
-def test_plain_proxypass_worker(httpd_factory, sim):
+def test_plain_proxypass_worker(sim, httpd_factory):
     nodes = sim([("p", "bitbucket", "RUNNING"), ("r", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
@@ -931,7 +931,7 @@ def test_plain_proxypass_worker(httpd_factory, sim):
 
 # --- 14. IPv6 member ---------------------------------------------------------
 
-def test_ipv6_member(httpd_factory, sim):
+def test_ipv6_member(sim, httpd_factory):
     v6 = sim([("v", "bitbucket", "RUNNING")], host="::1")
     v4 = sim([("r", "jira", "RUNNING")])
     h = httpd_factory()

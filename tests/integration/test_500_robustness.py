@@ -246,7 +246,7 @@ SOAK_WARMUP = 5.0
 SOAK_SECONDS = 30.0
 
 
-def test_soak_short(httpd_factory, sim, request):
+def test_soak_short(sim, httpd_factory, request):
     nodes = sim(many=SOAK_MEMBERS, base_name="n")
     names = nodes.names()
     ports = [nodes.port(n) for n in names]
@@ -281,7 +281,7 @@ RESTARTS = 5
 RESTART_INTERVAL = "200ms"
 
 
-def test_restarts_under_load(httpd_factory, sim, request):
+def test_restarts_under_load(sim, httpd_factory, request):
     nodes = sim(nodes=[("a",), ("b",), ("c",), ("d",)])
     ports = [nodes.port(n) for n in nodes.names()]
     h = httpd_factory(module_loglevel=_level(request))
@@ -399,7 +399,7 @@ def _hc_methods_offered(h):
                       body.decode("utf-8", "replace"))
 
 
-def test_method_row_restored_after_unload(httpd_factory, sim, request):
+def test_method_row_restored_after_unload(sim, httpd_factory, request):
     nodes = sim(nodes=[("a",), ("b",), ("c",)])
     pa, pb, pc = (nodes.port(n) for n in ("a", "b", "c"))
     h = httpd_factory(module_loglevel=_level(request))
@@ -495,7 +495,7 @@ def _kill_checker(h, urls, clog):
 
 @pytest.mark.allow_log(r"\[mpm_event:notice\] .* AH00052: child pid \d+ "
                        r"exit signal Killed \(9\)")
-def test_checker_killed(httpd_factory, sim, request):
+def test_checker_killed(sim, httpd_factory, request):
     nodes = sim(nodes=[("a",), ("b",), ("c",)])
     ports = [nodes.port(n) for n in ("a", "b", "c")]
     urls = [member_url(p) for p in ports]
@@ -560,7 +560,7 @@ RECYCLE_SECONDS = 12.0
 # children only as old ones leave the scoreboard, and for that time no
 # child exists that could check, or serve requests.
 @pytest.mark.parametrize("pause", [0.1], ids=["10rps"])
-def test_children_recycle(httpd_factory, sim, request, pause):
+def test_children_recycle(sim, httpd_factory, request, pause):
     nodes = sim(nodes=[("a",), ("b",), ("c",)])
     ports = [nodes.port(n) for n in ("a", "b", "c")]
     urls = [member_url(p) for p in ports]

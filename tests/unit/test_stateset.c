@@ -40,6 +40,22 @@ START_TEST(names_are_upper_cased_deduplicated_and_matched_in_any_case)
 }
 END_TEST
 
+START_TEST(sets_are_the_same_whatever_the_order)
+{
+    const char *ab[] = {"RUNNING", "starting"};
+    const char *ba[] = {"STARTING", "running"};
+    const char *a[] = {"RUNNING"};
+    const char *ac[] = {"RUNNING", "FIRST_RUN"};
+    const char *err;
+
+    ck_assert(bbs_stateset_same(make(2, ab, &err), make(2, ba, &err)));
+    ck_assert(!bbs_stateset_same(make(2, ab, &err), make(1, a, &err)));
+    ck_assert(!bbs_stateset_same(make(2, ab, &err), make(2, ac, &err)));
+    ck_assert(bbs_stateset_same(bbs_stateset_empty(), bbs_stateset_empty()));
+    ck_assert(!bbs_stateset_same(bbs_stateset_empty(), make(1, a, &err)));
+}
+END_TEST
+
 START_TEST(an_empty_list_is_refused)
 {
     const char *err;
@@ -115,6 +131,7 @@ TCase *stateset_test_case(void)
     tcase_add_test(tc, default_route_set_is_the_documented_one);
     tcase_add_test(tc,
                  names_are_upper_cased_deduplicated_and_matched_in_any_case);
+    tcase_add_test(tc, sets_are_the_same_whatever_the_order);
     tcase_add_test(tc, an_empty_list_is_refused);
     tcase_add_test(tc, a_name_with_other_characters_is_refused_and_named);
     tcase_add_test(tc, an_empty_or_overlong_name_is_refused);
