@@ -14,7 +14,6 @@ dependencies, a2enmod's state files)."""
 import fcntl
 import os
 import shutil
-import stat
 import subprocess
 import tarfile
 import time
@@ -147,11 +146,12 @@ def machine(tmp_path):
                             "install?): run make uninstall first" % p)
         enabled_before = tree(MODS_ENABLED)
         state_before = tree(A2_STATE)
-        policy = None
-        if os.path.lexists(POLICY_RC_D):
-            st = os.lstat(POLICY_RC_D)
-            with open(POLICY_RC_D, "rb") as f:
-                policy = (f.read(), stat.S_IMODE(st.st_mode))
+        # the machine's own policy-rc.d is moved aside, untouched, and
+        # moved back afterwards
+        saved = POLICY_RC_D + ".mod_bbstatus-test"
+        had_policy = os.path.lexists(POLICY_RC_D)
+        if had_policy:
+            os.rename(POLICY_RC_D, saved)
         log = tmp_path / "policy-rc.d.log"
         with open(POLICY_RC_D, "w") as f:
             f.write('#!/bin/sh\necho "$*" >> %s\nexit 101\n' % log)
@@ -161,12 +161,9 @@ def machine(tmp_path):
         finally:
             if package_status():
                 dpkg_with_lock_wait(["-P", PKG])
-            if policy is None:
-                os.unlink(POLICY_RC_D)
-            else:
-                with open(POLICY_RC_D, "wb") as f:
-                    f.write(policy[0])
-                os.chmod(POLICY_RC_D, policy[1])
+            os.unlink(POLICY_RC_D)
+            if had_policy:
+                os.rename(saved, POLICY_RC_D)
             # a2enmod enabled the modules bbstatus.load depends on, and
             # records what a maintainer script enabled: undo both
             for base, before in ((MODS_ENABLED, enabled_before),
