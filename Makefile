@@ -3,6 +3,8 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       the module in front of simulated Bitbucket nodes
 #   make install    install into the system httpd (apxs -i, Debian conf)
+#   make dist       build/mod_bbstatus-<version>.tar.gz of the committed tree
+#   make deb        build/libapache2-mod-bbstatus_<version>-<rev>_<arch>.deb
 # See README for the rest.
 
 .DEFAULT_GOAL := all
@@ -26,7 +28,8 @@ UNIT_BIN := tests/unit/bbs_unit
 
 .PHONY: all deps check check-unit check-integration check-guards bench \
         bench-decide demo demo-stop install uninstall clean fuzz \
-        check-sanitize bench soak check-valgrind check-compat
+        check-sanitize bench soak check-valgrind check-compat dist deb \
+        check-packages
 
 all: $(MODULE_SO)
 
@@ -98,6 +101,53 @@ uninstall:
 	rm -f $(DESTDIR)$(APXS_LIBEXECDIR)/mod_bbstatus.so \
 	      $(DESTDIR)$(DEBIAN_MODS)/bbstatus.load \
 	      $(DESTDIR)$(DEBIAN_MODS)/bbstatus.conf
+
+# ---- release artefacts ---------------------------------------------------------
+# The version is defined once, by BBS_VERSION in include/bbs_keys.h (the
+# module reports it); CHANGES and debian/changelog must agree with it
+# (scripts/check-guards.sh).
+VERSION := $(shell sed -n 's/^\#define BBS_VERSION "\(.*\)"/\1/p' include/bbs_keys.h)
+DIST_NAME := $(MODULE)-$(VERSION)
+DIST_TGZ := build/$(DIST_NAME).tar.gz
+DEB_DIR := build/deb
+
+# The committed tree of HEAD, minus CI plumbing, so that every target works
+# from the tarball too. Reproducible: git archive writes entries in git's
+# sorted tree order, owner and group 0/root, every mtime the commit's date;
+# umask and line endings are fixed here so local git settings cannot
+# change a byte; gzip -n stores no name or time.
+dist:
+	@git rev-parse --verify -q HEAD >/dev/null || \
+	    { echo "make dist needs a git checkout" >&2; exit 1; }
+	@git diff --quiet HEAD -- 2>/dev/null || \
+	    echo "make dist: uncommitted changes are not in the tarball" >&2
+	@mkdir -p build
+	git -c tar.umask=0022 -c core.autocrlf=false archive --format=tar \
+	    --prefix=$(DIST_NAME)/ HEAD -- . ':(exclude).ci' \
+	    ':(exclude).gitignore' ':(exclude).gitattributes' \
+	    | gzip -n -9 > $(DIST_TGZ).tmp
+	mv $(DIST_TGZ).tmp $(DIST_TGZ)
+	@echo "$(DIST_TGZ)"
+
+# Debian's own tooling (debian/, dh with dh_apache2) on the dist tarball,
+# unpacked under build/deb, which also gets the .changes and .buildinfo.
+deb:
+	@bash scripts/deps.sh deb
+	@$(MAKE) --no-print-directory dist
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)
+	cp $(DIST_TGZ) $(DEB_DIR)/libapache2-mod-bbstatus_$(VERSION).orig.tar.gz
+	tar -xzf $(DIST_TGZ) -C $(DEB_DIR)
+	cd $(DEB_DIR)/$(DIST_NAME) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
+
+# Builds the package from a clean clone, lints, installs and removes it on
+# this machine (root only; never starts apache2), and checks make dist;
+# about 25 seconds. make check runs only the make dist part.
+check-packages:
+	@bash scripts/deps.sh deb
+	BBS_PACKAGE_TESTS=1 $(PYTEST) -q -p no:cacheprovider \
+	    tests/integration/test_650_packages.py
 
 # ---- demo --------------------------------------------------------------------
 demo:

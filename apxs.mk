@@ -27,8 +27,15 @@ ifeq ($(WERROR),1)
 BBS_WARN += -Wc,-Werror
 endif
 
+# Flags on top of those apxs compiles and links with (a package build passes
+# dpkg-buildflags' hardening flags here).
+APXS_EXTRA_CFLAGS ?=
+APXS_EXTRA_LDFLAGS ?=
+
 $(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map
 	$(APXS) -c -o $(MODULE).la -Iinclude -Isrc $(BBS_WARN) \
+	    $(addprefix -Wc$(comma),$(APXS_EXTRA_CFLAGS)) \
+	    $(addprefix -Wl$(comma),$(APXS_EXTRA_LDFLAGS)) \
 	    -Wl,-Wl$(comma)--version-script=$(CURDIR)/$(MODULE).map \
 	    $(addprefix -Wc$(comma),$(JANSSON_CFLAGS)) \
 	    -Wl,-Wl$(comma)-rpath$(comma)$(APXS_LIBEXECDIR) \

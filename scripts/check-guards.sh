@@ -32,5 +32,25 @@ for f in tests/unit/test_*.c; do
   fi
 done
 
+# One version: BBS_VERSION in include/bbs_keys.h; the top of CHANGES and the
+# upstream part of debian/changelog's top entry say the same.
+version=$(sed -n 's/^#define BBS_VERSION "\(.*\)"$/\1/p' include/bbs_keys.h)
+changes=$(sed -n '1s/^Changes with mod_bbstatus \([^ ]*\).*/\1/p' CHANGES)
+debian=$(sed -n '1s/^libapache2-mod-bbstatus (\([^)-]*\)\(-[^)]*\)\{0,1\}).*/\1/p' \
+         debian/changelog 2>/dev/null)
+if [ -z "$version" ]; then
+  echo "check-guards: no BBS_VERSION in include/bbs_keys.h" >&2
+  fail=1
+else
+  if [ "$changes" != "$version" ]; then
+    echo "check-guards: CHANGES starts with version '$changes', BBS_VERSION is '$version'" >&2
+    fail=1
+  fi
+  if [ "$debian" != "$version" ]; then
+    echo "check-guards: debian/changelog is at '$debian', BBS_VERSION is '$version'" >&2
+    fail=1
+  fi
+fi
+
 [ $fail -eq 0 ] && echo "check-guards: ok"
 exit $fail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, when they are missing.
-# Usage: scripts/deps.sh build|check|ci|bench|demo|fuzz
+# Usage: scripts/deps.sh build|check|ci|bench|demo|fuzz|valgrind|compat|deb
 set -euo pipefail
 
 build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
@@ -12,6 +12,8 @@ case "${1:-check}" in
   bench) want=("${check[@]}" wrk gnuplot-nox) ;;
   fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
   valgrind) want=("${check[@]}" valgrind) ;;
+  # make deb, and the package tests (lint, install, remove)
+  deb) want=("${check[@]}" git dpkg-dev debhelper fakeroot lintian) ;;
   # building httpd releases: PCRE 1 for those before 2.4.58, PCRE2 after,
   # OpenSSL for mod_ssl (https members), zlib/libxml2/brotli as Debian has
   compat) want=("${check[@]}" libapr1-dev libaprutil1-dev libpcre3-dev libpcre2-dev
