@@ -15,10 +15,11 @@ member).
 import collections
 import json
 import os
+import time
 
 import pytest
 
-from test_400_standby import (BB, brief, config, diag, env, is_,  # noqa: F401
+from test_400_standby import (BB, Load, brief, config, env, is_,  # noqa: F401
                               murl, params, sim, wait_members)
 
 LBMETHODS = ("byrequests", "bybusyness", "bytraffic")
@@ -65,14 +66,17 @@ def sticky_balancer(members, lbmethod, extra=""):
 
 # --- 1. a sticky request leaves a standby member while a better one is there
 
-@pytest.mark.parametrize("lbmethod", LBMETHODS)
-def test_sticky_requests_follow_standby_and_block(env, lbmethod):
+@pytest.mark.parametrize("lbmethod,mpm",
+                         [(lb, "event") for lb in LBMETHODS]
+                         + [("byrequests", "prefork"),
+                            ("byrequests", "worker")])
+def test_sticky_requests_follow_standby_and_block(env, lbmethod, mpm):
     start_nodes, make = env
     nodes = start_nodes([("n1", "bitbucket", "RUNNING"),
                          ("n2", "bitbucket", "STARTING")])
     u1, u2 = murl(nodes, "n1"), murl(nodes, "n2")
     p = params("300ms")
-    h = make(extra_modules=(f"lbmethod_{lbmethod}",))
+    h = make(extra_modules=(f"lbmethod_{lbmethod}",), mpm=mpm)
     h.start(sticky_balancer([(u1, p + " route=n1"), (u2, p + " route=n2")],
                             lbmethod))
 
@@ -126,6 +130,32 @@ def test_sticky_requests_follow_standby_and_block(env, lbmethod):
     recs = wait_members(h, {u2: is_("route", "RUNNING")}, 8, "n2 route")
     assert rotation(recs[u2]) == (True, True), brief(recs[u2])
     expect_sticky(h, "n2", "n2", 200, "n2 RUNNING")
+
+
+def test_sticky_requests_under_load(env):
+    """Many threads at once (event MPM): every sticky request for the
+    standby member is answered by the running one."""
+    start_nodes, make = env
+    nodes = start_nodes([("n1", "bitbucket", "RUNNING"),
+                         ("n2", "bitbucket", "STARTING")])
+    u1, u2 = murl(nodes, "n1"), murl(nodes, "n2")
+    p = params("300ms")
+    h = make()
+    h.start(sticky_balancer([(u1, p + " route=n1"), (u2, p + " route=n2")],
+                            "byrequests"))
+    wait_members(h, {u1: is_("route", "RUNNING"),
+                     u2: is_("standby", "STARTING")}, 8,
+                 "n1 route, n2 standby")
+    load = Load(h.port, path="/app/l;jsessionid=abc.n2", threads=8).start()
+    time.sleep(1.5)
+    load.stop()
+    seen = collections.Counter((node, status)
+                               for _, _, status, node in load.results)
+    print(f"\n{len(load.results)} sticky requests under load: {dict(seen)}")
+    assert not load.errors, load.errors
+    assert len(load.results) > 50, len(load.results)
+    assert set(seen) == {("n1", 200)}, seen
+    assert nodes.requests("n2") == []
 
 
 # --- 2. the request reaches the other member as the client sent it ---------
