@@ -10,8 +10,8 @@
  * This file holds the module record and the hook registration; the parts
  * live in src/: the decision core (bbs_decide.c), the directives
  * (mod_bbstatus_config.c), the method row (_method.c), shared records
- * (_shm.c), the checker (_watchdog.c), the probe (_probe.c) and the
- * diagnostics (_handler.c, _status.c).
+ * (_shm.c), the checker (_watchdog.c), the probe (_probe.c), sticky
+ * sessions (_sticky.c) and the diagnostics (_handler.c, _status.c).
  */
 #include <string.h>
 
@@ -132,6 +132,10 @@ static void bbs_register_hooks(apr_pool_t *p)
      * always does: this one declines, and must come first */
     proxy_hook_post_request(bbs_post_request, NULL, before_balancer,
                             APR_HOOK_FIRST);
+    /* pre_request runs until a hook answers; this one declines unless a
+     * route names a member held in standby, and must see it first */
+    proxy_hook_pre_request(bbs_sticky_pre_request, NULL, before_balancer,
+                           APR_HOOK_FIRST);
 }
 
 module AP_MODULE_DECLARE_DATA bbstatus_module = {

@@ -36,6 +36,7 @@
 #define BBS_KEY_DECISION "decision"
 #define BBS_KEY_REASON "reason"
 #define BBS_KEY_IN_ROTATION "in_rotation"
+#define BBS_KEY_IN_ROTATION_STICKY "in_rotation_sticky"
 #define BBS_KEY_FLAGS "flags"
 #define BBS_KEY_CHECKED_AT "checked_at"
 #define BBS_KEY_CHANGED_AT "changed_at"

@@ -39,23 +39,6 @@ const char *bbs_worker_flags(apr_pool_t *p, const proxy_worker *w)
     return s;
 }
 
-/* A hot standby member is usable, yet chosen only while no other usable
- * member of its lbset is; in_rotation says whether it would be chosen. */
-static int better_member_usable(proxy_balancer *b, const proxy_worker *me)
-{
-    int i;
-
-    for (i = 0; i < b->workers->nelts; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        if (w != me && w->s->lbset <= me->s->lbset
-            && PROXY_WORKER_IS_USABLE(w) && !PROXY_WORKER_IS_STANDBY(w)
-            && !PROXY_WORKER_IS_SPARE(w)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 apr_array_header_t *bbs_view_collect(request_rec *r)
 {
     proxy_server_conf *conf = ap_get_module_config(r->server->module_config,
@@ -87,10 +70,13 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
             row->worker = w;
             row->ours = bbs_method_is(w);
             row->flags = bbs_worker_flags(r->pool, w);
+            /* a hot standby member is usable, yet chosen only while no
+             * better member is */
             row->in_rotation = PROXY_WORKER_IS_USABLE(w)
                                && !((PROXY_WORKER_IS_STANDBY(w)
                                      || PROXY_WORKER_IS_SPARE(w))
-                                    && better_member_usable(b, w));
+                                    && bbs_better_member_usable(b, w));
+            row->in_rotation_sticky = bbs_sticky_in_rotation(b, w);
             if (row->ours) {
                 bbs_slot_t *slot = bbs_shm_member(b, w, 0);
                 row->probe_url = bbs_probe_url(r->pool, w);
@@ -133,6 +119,10 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
                         json_string(ap_proxy_show_hcmethod(w->s->method)));
     json_object_set_new(m, BBS_KEY_IN_ROTATION,
                         json_boolean(row->in_rotation));
+    json_object_set_new(m, BBS_KEY_IN_ROTATION_STICKY,
+                        row->in_rotation_sticky < 0
+                            ? json_null()
+                            : json_boolean(row->in_rotation_sticky));
     json_object_set_new(m, BBS_KEY_FLAGS, json_string(row->flags));
     if (!row->ours) {
         return m;
@@ -285,6 +275,8 @@ static const metric_t metrics[] = {
     {"bbstatus_probe_seconds", "gauge", "duration of the last probe"},
     {"bbstatus_member_changed_timestamp_seconds", "gauge",
      "when the decision last changed (Unix time)"},
+    {"bbstatus_member_in_rotation_sticky", "gauge",
+     "1 when a request whose sticky route names the member reaches it now"},
 };
 
 static void send_prometheus(request_rec *r, apr_array_header_t *rows)
@@ -307,7 +299,8 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
             const char *labels;
             int checked = row->has_record && rec->checks;
 
-            if (!row->ours && mi != 0) {
+            if ((!row->ours && mi != 0 && mi != 8)
+                || (mi == 8 && row->in_rotation_sticky < 0)) {
                 continue;
             }
             labels = apr_psprintf(r->pool, "balancer=\"%s\",member=\"%s\"",
@@ -349,6 +342,10 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
                            rec->changed_at ? (double)rec->changed_at / 1e6
                                            : 0.0);
                 break;
+            case 8:
+                ap_rprintf(r, "%s{%s} %d\n", m->name, labels,
+                           row->in_rotation_sticky);
+                break;
             }
         }
     }
@@ -359,6 +356,12 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
 static const char *esc(request_rec *r, const char *s)
 {
     return ap_escape_html2(r->pool, s, 1);
+}
+
+/* "-": the balancer has no stickysession or the member no route */
+static const char *sticky_word(int v)
+{
+    return v < 0 ? "-" : v ? "yes" : "no";
 }
 
 static void send_html(request_rec *r, apr_array_header_t *rows)
@@ -396,7 +399,8 @@ static void send_html(request_rec *r, apr_array_header_t *rows)
             current = row->balancer;
             ap_rprintf(r, "<h2>%s</h2>\n<table><tr><th>member</th>"
                        "<th>hcmethod</th><th>decision</th>"
-                       "<th>in rotation</th><th>flags</th><th>state</th>"
+                       "<th>in rotation</th><th>in rotation (sticky)</th>"
+                       "<th>flags</th><th>state</th>"
                        "<th>HTTP</th><th>reason</th><th>checked</th>"
                        "<th>changed</th><th>latency</th><th>passes</th>"
                        "<th>fails</th><th>checks / failures</th>"
@@ -408,15 +412,18 @@ static void send_html(request_rec *r, apr_array_header_t *rows)
                    row->ours ? esc(r, row->probe_url) : "",
                    esc(r, ap_proxy_show_hcmethod(w->s->method)));
         if (!row->ours) {
-            ap_rprintf(r, "<td>-</td><td>%s</td><td>%s</td>"
+            ap_rprintf(r, "<td>-</td><td>%s</td><td>%s</td><td>%s</td>"
                        "<td colspan=\"10\"></td></tr>\n",
-                       row->in_rotation ? "yes" : "no", esc(r, row->flags));
+                       row->in_rotation ? "yes" : "no",
+                       sticky_word(row->in_rotation_sticky),
+                       esc(r, row->flags));
             continue;
         }
         ap_rprintf(r, "<td class=\"%s\">%s</td><td>%s</td><td>%s</td>"
                    "<td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                   "<td>%s</td><td>%s</td>",
+                   "<td>%s</td><td>%s</td><td>%s</td>",
                    decision, decision, row->in_rotation ? "yes" : "no",
+                   sticky_word(row->in_rotation_sticky),
                    esc(r, row->flags),
                    checked && rec->has_state ? esc(r, rec->state) : "-",
                    checked && rec->http_status

@@ -187,6 +187,16 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
                                       const bbs_settings *set,
                                       apr_pool_t *p);
 
+/* Sticky sessions and standby (mod_bbstatus_sticky.c). */
+int bbs_sticky_pre_request(proxy_worker **worker, proxy_balancer **balancer,
+                           request_rec *r, proxy_server_conf *conf,
+                           char **url);
+/* A member the lbmethod would choose before the hot standby `me`. */
+int bbs_better_member_usable(proxy_balancer *b, const proxy_worker *me);
+/* Whether a request whose route names w reaches it now; -1 when no
+ * request can name it (no stickysession, or w has no route). */
+int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w);
+
 /* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
 const char *bbs_decision_name(int d);
 const char *bbs_worker_flags(apr_pool_t *p, const proxy_worker *w);

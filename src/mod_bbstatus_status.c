@@ -6,7 +6,8 @@
  * BBSTATUS member, for scripts:
  *
  *   BBStatusMember: <balancer> <member> decision=<d> in_rotation=<0|1>
- *       state=<state|-> http_status=<code|0> checks=<n> failures=<n>
+ *       in_rotation_sticky=<0|1|-> state=<state|-> http_status=<code|0>
+ *       checks=<n> failures=<n>
  *       latency_ms=<ms> reason=<text to the end of the line>
  *
  * (on one line), preceded by "BBStatusMembers: <count>".
@@ -35,6 +36,7 @@ int bbs_status_hook(request_rec *r, int flags)
         if (n) {
             ap_rputs("<table border=\"1\"><tr><th>balancer</th>"
                      "<th>member</th><th>decision</th><th>in rotation</th>"
+                     "<th>in rotation (sticky)</th>"
                      "<th>state</th><th>HTTP</th><th>checks / failures</th>"
                      "<th>reason</th></tr>\n", r);
         }
@@ -50,22 +52,31 @@ int bbs_status_hook(request_rec *r, int flags)
         }
         if (flags & AP_STATUS_SHORT) {
             ap_rprintf(r, "BBStatusMember: %s %s decision=%s in_rotation=%d "
-                       "state=%s http_status=%d checks=%" APR_UINT64_T_FMT
+                       "in_rotation_sticky=%s state=%s http_status=%d "
+                       "checks=%" APR_UINT64_T_FMT
                        " failures=%" APR_UINT64_T_FMT " latency_ms=%.1f "
                        "reason=%s\n",
                        row->balancer->s->name, bbs_wname(row->worker),
-                       bbs_view_decision(row), row->in_rotation, state,
+                       bbs_view_decision(row), row->in_rotation,
+                       row->in_rotation_sticky < 0
+                           ? "-"
+                           : row->in_rotation_sticky ? "1" : "0",
+                       state,
                        rec->http_status, rec->checks, rec->failures,
                        (double)rec->latency / 1000.0, reason);
         }
         else {
             ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                       "<td>%s</td><td>%d</td><td>%" APR_UINT64_T_FMT " / %"
-                       APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+                       "<td>%s</td><td>%s</td><td>%d</td><td>%"
+                       APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT
+                       "</td><td>%s</td></tr>\n",
                        ap_escape_html2(r->pool, row->balancer->s->name, 1),
                        ap_escape_html2(r->pool, bbs_wname(row->worker), 1),
                        bbs_view_decision(row),
                        row->in_rotation ? "yes" : "no",
+                       row->in_rotation_sticky < 0
+                           ? "-"
+                           : row->in_rotation_sticky ? "yes" : "no",
                        ap_escape_html2(r->pool, state, 1), rec->http_status,
                        rec->checks, rec->failures,
                        ap_escape_html2(r->pool, reason, 1));

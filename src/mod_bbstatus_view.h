@@ -15,6 +15,8 @@ typedef struct {
     proxy_worker *worker;
     int ours;          /* hcmethod=BBSTATUS */
     int in_rotation;   /* the balancer would choose it now */
+    int in_rotation_sticky; /* ... for a request whose route names it;
+                             * -1: no request can name it */
     int has_record;
     apr_uint32_t slot_flags; /* BBS_SLOT_*: the decision as of now */
     const char *flags; /* balancer-manager's words */

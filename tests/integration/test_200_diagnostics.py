@@ -25,7 +25,8 @@ LATER = "balancer://later"
 DECISIONS = {"pending", "route", "block", "standby", "panic"}
 
 TOP_KEYS = {"module", "version", "generated_at", "balancers"}
-PLAIN_MEMBER_KEYS = {"name", "hcmethod", "in_rotation", "flags"}
+PLAIN_MEMBER_KEYS = {"name", "hcmethod", "in_rotation", "in_rotation_sticky",
+                     "flags"}
 BBS_MEMBER_KEYS = PLAIN_MEMBER_KEYS | {
     "probe_url", "state", "http_status", "decision", "reason", "checked_at",
     "changed_at", "latency_ms", "interval_ms", "passes", "hcpasses", "fails",
@@ -209,6 +210,8 @@ def check_member_types(m):
     assert isinstance(m["name"], str) and m["name"]
     assert m["hcmethod"] == "BBSTATUS"
     assert isinstance(m["in_rotation"], bool), m
+    # no stickysession in these balancers: no request names a member
+    assert m["in_rotation_sticky"] is None, m
     assert isinstance(m["flags"], str), m
     assert m["probe_url"] == m["name"] + "/status", m
     assert m["state"] is None or isinstance(m["state"], str), m
@@ -311,7 +314,7 @@ def raw_http(port, request_bytes, timeout=5):
 
 AUTO_MEMBER_RE = re.compile(
     r"^BBStatusMember: (\S+) (\S+) decision=(\S+) in_rotation=([01]) "
-    r"state=(\S+) http_status=(\d+) checks=(\d+) failures=(\d+) "
+    r"in_rotation_sticky=([01-]) state=(\S+) http_status=(\d+) checks=(\d+) failures=(\d+) "
     r"latency_ms=(\d+(?:\.\d+)?) reason=(.*)$")
 
 
@@ -707,9 +710,10 @@ def test_server_status_section(env):
     for line in lines:
         m = AUTO_MEMBER_RE.match(line)
         assert m, f"BBStatusMember line does not parse: {line!r}"
-        (bal, name, decision, rot, state, code, checks, failures, latency,
-         reason) = m.groups()
+        (bal, name, decision, rot, sticky, state, code, checks, failures,
+         latency, reason) = m.groups()
         assert bal == BB, line
+        assert sticky == "-", line
         parsed[name] = dict(decision=decision, in_rotation=int(rot),
                             state=state, http_status=int(code),
                             checks=int(checks), failures=int(failures),
