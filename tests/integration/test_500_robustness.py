@@ -267,8 +267,11 @@ def test_soak_short(sim, httpd_factory, request):
           f"{result['rss_end_kb']} kB, growth {result['rss_growth_bytes']} "
           f"bytes; longest unchecked {result['worst_gap_s'] * 1000:.1f} ms "
           f"({result['worst_gap_kind']})")
+    # the three-interval target is measured by make soak on an otherwise
+    # idle machine (README); here, next to whatever else the machine runs,
+    # the test holds that no member is ever left unchecked for a second
     problems = verdict(result, min_checks=int(nominal * 2 / 3),
-                       max_growth=MiB)
+                       max_growth=MiB, max_gap_intervals=10)
     assert not problems, "\n".join(problems)
     assert h.is_running()
     assert not _crash_lines(h)

@@ -370,8 +370,9 @@ class Soak:
         return result
 
 
-def verdict(result, min_checks, max_growth=MiB):
-    """Problems with a soak result (empty list: it passed)."""
+def verdict(result, min_checks, max_growth=MiB, max_gap_intervals=3):
+    """Problems with a soak result (empty list: it passed).  A member may
+    go less than ``max_gap_intervals`` intervals without a check."""
     problems = []
     if result["checks"] < min_checks:
         problems.append(f"only {result['checks']} checks ran, wanted "
@@ -386,13 +387,15 @@ def verdict(result, min_checks, max_growth=MiB):
     if not result["rss_same_process"]:
         problems.append("the checker moved to another process during the "
                         f"soak: {result['checker_pids']}")
-    if result["worst_gap_s"] >= 3 * result["interval_s"]:
+    limit = max_gap_intervals * result["interval_s"]
+    if result["worst_gap_s"] >= limit:
         problems.append(
             f"member {result['worst_gap_member']} went "
             f"{result['worst_gap_s']:.3f} s without a check "
-            f"({result['worst_gap_kind']}); the limit is under three "
-            f"intervals ({3 * result['interval_s']:.3f} s); all members "
-            f"with such gaps: {result['gaps_over_3_intervals']}")
+            f"({result['worst_gap_kind']}); the limit is under "
+            f"{max_gap_intervals} intervals ({limit:.3f} s); members with "
+            f"gaps of three intervals or more: "
+            f"{result['gaps_over_3_intervals']}")
     return problems
 
 
