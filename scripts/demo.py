@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """make demo: mod_bbstatus at work in front of three simulated Bitbucket nodes.
 
-Starts the simulated nodes and a private httpd (its own ServerRoot under
-build/demo, loopback only), walks one node through a graceful restart and one
-through maintenance, and prints after each step what the module decided.
+Starts the simulated nodes and a private httpd (its own ServerRoot
+build/demo, loopback only; as root, a symlink to a directory httpd's
+children can reach, see external_root), walks one node through a graceful
+restart and one through maintenance, and prints after each step what the
+module decided.
 httpd and the nodes keep running afterwards so the pages can be opened;
 `make demo-stop` (this script with --stop) stops both by their pids.
 """
@@ -11,10 +13,13 @@ httpd and the nodes keep running afterwards so the pages can be opened;
 import argparse
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -22,6 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "build", "demo")
 MODULE = os.path.join(REPO, ".libs", "mod_bbstatus.so")
 SIMNODE = os.path.join(REPO, "tests", "nodes", "simnode.py")
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from httpd import HttpdError, reachable_parent  # noqa: E402
 MODULES = "/usr/lib/apache2/modules"
 NODES = ("node1", "node2", "node3")
 
@@ -136,7 +143,83 @@ def stop():
             pass
 
 
-def wait_for(fn, deadline, what):
+def external_root():
+    """As root, httpd's children run as nobody and need search permission
+    on every directory above their DocumentRoot; a checkout in root's home
+    (mode 0700) has none.  So build/demo is then a symlink to a fresh 0755
+    directory below <tempdir>/bbs-demo-<uid>/, and httpd is given the real
+    path.  Returns the real path of the demo's ServerRoot."""
+    if os.geteuid() != 0:
+        os.makedirs(DEMO, exist_ok=True)
+        return os.path.realpath(DEMO)
+    try:
+        parent = reachable_parent("bbs-demo")
+    except HttpdError as e:
+        raise SystemExit("demo: %s" % e)
+    prune(parent)
+    if os.path.islink(DEMO):
+        real = os.path.realpath(DEMO)
+        if os.path.dirname(real) == os.path.realpath(parent) \
+                and os.path.isdir(real):
+            return real
+        os.unlink(DEMO)
+    elif os.path.isdir(DEMO):
+        shutil.rmtree(DEMO)     # a demo root from before this layout
+    os.makedirs(os.path.dirname(DEMO), exist_ok=True)
+    real = tempfile.mkdtemp(prefix="demo-", dir=parent)
+    os.chmod(real, 0o755)
+    with open(os.path.join(real, ".link"), "w") as f:
+        f.write(DEMO)
+    os.symlink(real, DEMO)
+    return real
+
+
+def prune(parent):
+    """Removes demo roots no checkout links to any more (the checkout was
+    removed or moved) and whose httpd is not running."""
+    for name in os.listdir(parent):
+        real = os.path.join(parent, name)
+        try:
+            with open(os.path.join(real, ".link")) as f:
+                link = f.read()
+        except OSError:
+            continue
+        pid = read_pid(os.path.join(real, "run", "httpd.pid"))
+        if os.path.realpath(link) != real and not (pid and alive(pid)):
+            shutil.rmtree(real, ignore_errors=True)
+
+
+# what in the error log says why httpd could not do its job
+CAUSE_RE = re.compile(r"\[[\w.-]*:?(?:warn|error|crit|alert|emerg)\]|"
+                      r"exit signal|Segmentation fault")
+
+
+# the parts of a log line that differ between repeats of one message
+VARYING_RE = re.compile(r"^\[[^\]]*\] |\[pid [^\]]*\] |\[client [^\]]*\] ")
+
+
+def causes(limit=10):
+    """The error log's distinct messages at warn level or worse, each once
+    with how often it came, the last few."""
+    seen = {}
+    try:
+        with open(os.path.join(DEMO, "logs", "error_log"),
+                  errors="replace") as f:
+            for line in f:
+                if CAUSE_RE.search(line):
+                    key = VARYING_RE.sub("", line.rstrip())
+                    n, first = seen.pop(key, (0, line.rstrip()))
+                    seen[key] = (n + 1, first)
+    except OSError as e:
+        return "(no error log: %s)" % e
+    if not seen:
+        return "(nothing at warn level or worse in %s)" % os.path.join(
+            DEMO, "logs", "error_log")
+    return "\n".join("%s%s" % (first, " (%d times)" % n if n > 1 else "")
+                     for n, first in list(seen.values())[-limit:])
+
+
+def wait_for(fn, deadline, what, demo=None):
     end = time.monotonic() + deadline
     last = None
     while time.monotonic() < end:
@@ -144,13 +227,18 @@ def wait_for(fn, deadline, what):
         if last:
             return last
         time.sleep(0.1)
-    raise SystemExit("demo: gave up waiting for %s (last: %r)" % (what, last))
+    seen = ""
+    if demo is not None and demo.last_status not in (None, 200):
+        seen = "; GET /bbstatus answered %s" % demo.last_status
+    raise SystemExit("demo: gave up waiting for %s (last: %r%s); the error "
+                     "log says:\n%s" % (what, last, seen, causes()))
 
 
 class Demo:
     def __init__(self, port):
         self.port = port
         self.base = "http://127.0.0.1:%d" % port
+        self.last_status = None     # of GET /bbstatus, for wait_for
 
     def get(self, path, headers=None):
         req = urllib.request.Request(self.base + path, headers=headers or {})
@@ -172,7 +260,11 @@ class Demo:
         self.control("POST", "/nodes/" + node, {"state": state})
 
     def members(self):
-        status, _, body = self.get("/bbstatus?format=json")
+        try:
+            status, _, body = self.get("/bbstatus?format=json")
+        except OSError as e:
+            status = body = repr(e)
+        self.last_status = status
         if status != 200:
             return {}
         doc = json.loads(body)
@@ -203,14 +295,19 @@ class Demo:
                 "in" if m["in_rotation"] else "out", m["reason"]))
         say("   30 requests through the proxy went to: " + self.traffic())
 
+    def wait(self, fn, deadline, what):
+        return wait_for(fn, deadline, what, self)
+
     def decision(self, node):
         return self.members().get(node, {}).get("decision")
 
 
 def start(port):
-    for sub in ("logs", "run", "htdocs", "conf"):
-        os.makedirs(os.path.join(DEMO, sub), exist_ok=True)
     stop()  # a previous demo left running
+    root = external_root()
+    for sub in ("logs", "run", "htdocs", "conf"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+        os.chmod(os.path.join(root, sub), 0o755)
     for log in ("error_log", "access_log"):
         try:
             os.unlink(os.path.join(DEMO, "logs", log))
@@ -241,12 +338,13 @@ def start(port):
         for n in NODES)
     conf = os.path.join(DEMO, "conf", "httpd.conf")
     with open(conf, "w") as f:
-        f.write(CONF.format(root=DEMO, port=port, user=user, mods=MODULES,
+        f.write(CONF.format(root=root, port=port, user=user, mods=MODULES,
                             module=MODULE, members=members))
-    r = subprocess.run(["apache2", "-d", DEMO, "-f", conf, "-k", "start"],
+    r = subprocess.run(["apache2", "-d", root, "-f", conf, "-k", "start"],
                        capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit("demo: httpd did not start:\n" + r.stdout + r.stderr)
+        raise SystemExit("demo: httpd did not start:\n" + r.stdout + r.stderr
+                         + "\nthe error log says:\n" + causes())
 
     d = Demo(port)
     d.control_port = ports["control"]
@@ -258,35 +356,35 @@ def start(port):
 
 
 def walk(d):
-    wait_for(lambda: all(d.decision(n) == "route" for n in NODES), 15,
+    d.wait(lambda: all(d.decision(n) == "route" for n in NODES), 15,
              "the first checks")
     d.table("three nodes RUNNING: all in rotation")
 
     say("\n>>> node2 begins a graceful restart: it says STOPPING")
     d.set_state("node2", "STOPPING")
-    wait_for(lambda: d.decision("node2") == "block", 5, "node2 to leave")
+    d.wait(lambda: d.decision("node2") == "block", 5, "node2 to leave")
     d.table("node2 STOPPING: out at once, it said it is going away")
 
     say("\n>>> node2's Tomcat is down: connections are refused")
     d.set_state("node2", "STOPPED")
-    wait_for(lambda: (d.members()["node2"]["reason"] or "").startswith(
+    d.wait(lambda: (d.members()["node2"]["reason"] or "").startswith(
         "connection refused"), 5, "node2 to refuse")
     d.table("node2 stopped: still out, reason: connection refused")
 
     say("\n>>> node2 starts again: STARTING")
     d.set_state("node2", "STARTING")
-    wait_for(lambda: d.decision("node2") == "standby", 8, "node2 standby")
+    d.wait(lambda: d.decision("node2") == "standby", 8, "node2 standby")
     d.table("node2 STARTING: standby, used only if no RUNNING node is left")
 
     say("\n>>> node2 is RUNNING again")
     d.set_state("node2", "RUNNING")
-    wait_for(lambda: d.decision("node2") == "route", 8, "node2 to return")
+    d.wait(lambda: d.decision("node2") == "route", 8, "node2 to return")
     d.table("node2 RUNNING: back in rotation")
 
     say("\n>>> a backup puts every node in MAINTENANCE")
     for n in NODES:
         d.set_state(n, "MAINTENANCE")
-    wait_for(lambda: all(d.decision(n) == "standby" for n in NODES), 8,
+    d.wait(lambda: all(d.decision(n) == "standby" for n in NODES), 8,
              "maintenance")
     answered = sum(1 for _ in range(20) if d.get(
         "/mvc/maintenance", {"X-Atlassian-Maintenance-Token": "demo"})[0]
@@ -298,7 +396,7 @@ def walk(d):
     say("\n>>> the backup is done: node3 stays in MAINTENANCE a bit longer")
     for n in ("node1", "node2"):
         d.set_state(n, "RUNNING")
-    wait_for(lambda: d.decision("node1") == "route"
+    d.wait(lambda: d.decision("node1") == "route"
              and d.decision("node2") == "route", 8, "the end of the backup")
     d.table("node3 in MAINTENANCE: standby while node1 and node2 run")
 

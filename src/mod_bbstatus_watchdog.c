@@ -24,6 +24,19 @@
  * pool thread clears the mark. mod_watchdog may call the callback with
  * STOPPING from a pool cleanup while its thread still runs, so the
  * callback's states are serialized by a per-process lock.
+ *
+ * A child exits by destroying pchild first and only then (at exit) the
+ * pconf subpool whose cleanup joins mod_watchdog's thread, which keeps
+ * ticking meanwhile. So the checker stops in a pchild pre-cleanup, while
+ * everything a tick or a probe touches still exists, and from then on the
+ * callback does nothing; the lock lives in pconf so that it outlives the
+ * watchdog thread.
+ *
+ * The thread pool is made once per process and never destroyed: with
+ * apr-util 1.6, apr_thread_pool_destroy() frees the pool's memory while
+ * its threads are still exiting through it (children died in
+ * apr_allocator_destroy() right after it). A stopping checker waits for
+ * its checks in flight instead; idle pool threads hold nothing of ours.
  */
 #include <string.h>
 
@@ -76,10 +89,11 @@ struct checker_t {
     apr_hash_t *balancers;  /* by balancer shared record */
     apr_hash_t *unrecorded; /* members found no record for, said once */
     apr_array_header_t *order; /* balancer_t *, in configuration order */
-    apr_thread_pool_t *tp;
+    apr_thread_pool_t *tp;     /* for the life of the process, see top */
     int threads;
     apr_thread_mutex_t *lock;  /* serializes the callback, per process */
     int leader;                /* this process holds the lease */
+    int closed;                /* stopped for good: this process exits */
 };
 
 /* Set in the parent at post_config, before children exist. */
@@ -543,6 +557,7 @@ static void tick(checker_t *ck)
 
 static void checker_start(checker_t *ck)
 {
+    apr_pool_t *tp_pool;
     apr_status_t rv;
 
     apr_pool_create_unmanaged_ex(&ck->pool, NULL, NULL);
@@ -550,11 +565,15 @@ static void checker_start(checker_t *ck)
     ck->balancers = apr_hash_make(ck->pool);
     ck->unrecorded = apr_hash_make(ck->pool);
     ck->order = apr_array_make(ck->pool, 4, sizeof(balancer_t *));
+    if (ck->tp) {
+        return;
+    }
+    apr_pool_create_unmanaged_ex(&tp_pool, NULL, NULL);
     /* all threads from the start: APR adds a thread only when none is
      * idle, so with fewer, a probe pushed in the same tick as a hanging
      * one could wait behind it */
     rv = apr_thread_pool_create(&ck->tp, (apr_size_t)ck->threads,
-                                (apr_size_t)ck->threads, ck->pool);
+                                (apr_size_t)ck->threads, tp_pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ck->s,
                      "BBS0040: no thread pool of %d threads; probes run "
@@ -570,13 +589,13 @@ static void checker_stop(checker_t *ck)
     if (!ck->pool) {
         return;
     }
-    if (ck->tp) {
-        /* waits for probes in flight; each is bounded by BBStatusTimeout */
-        apr_thread_pool_destroy(ck->tp);
-        ck->tp = NULL;
-    }
     for (hi = apr_hash_first(NULL, ck->members); hi; hi = apr_hash_next(hi)) {
         member_t *m = apr_hash_this_val(hi);
+        /* a check in flight or queued owns the member until it ends; each
+         * is bounded by BBStatusTimeout */
+        while (apr_atomic_read32(&m->busy)) {
+            apr_sleep(apr_time_from_msec(10));
+        }
         apr_pool_destroy(m->pool);
     }
     apr_pool_destroy(ck->pool);
@@ -628,6 +647,12 @@ static apr_status_t watchdog_callback(int state, void *data, apr_pool_t *p)
     if (!ck->lock || apr_thread_mutex_lock(ck->lock) != APR_SUCCESS) {
         return APR_SUCCESS;
     }
+    if (ck->closed) {
+        /* a RUNNING call that waited for the lock while the checker
+         * stopped must not take the lease and start it again */
+        apr_thread_mutex_unlock(ck->lock);
+        return APR_EOF;
+    }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
         break;
@@ -644,9 +669,22 @@ static apr_status_t watchdog_callback(int state, void *data, apr_pool_t *p)
         break;
     case AP_WATCHDOG_STATE_STOPPING:
         give_up_lead(ck);
+        ck->closed = 1;
         break;
     }
     apr_thread_mutex_unlock(ck->lock);
+    return APR_SUCCESS;
+}
+
+static apr_status_t checker_child_exit(void *data)
+{
+    checker_t *ck = data;
+
+    if (apr_thread_mutex_lock(ck->lock) == APR_SUCCESS) {
+        give_up_lead(ck);
+        ck->closed = 1;
+        apr_thread_mutex_unlock(ck->lock);
+    }
     return APR_SUCCESS;
 }
 
@@ -654,14 +692,9 @@ void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s)
 {
     checker_t *ck = the_checker;
 
-    if (!ck) {
-        return;
-    }
-    if (apr_thread_mutex_create(&ck->lock, APR_THREAD_MUTEX_DEFAULT, pchild)
-        != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0044: this child cannot take part in checking");
-        ck->lock = NULL;
+    (void)s;
+    if (ck && ck->lock) {
+        apr_pool_pre_cleanup_register(pchild, ck, checker_child_exit);
     }
 }
 
@@ -694,6 +727,13 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     ck = apr_pcalloc(pconf, sizeof(*ck));
     ck->s = s;
     ck->threads = sc->threads;
+    /* each child gets its own copy of this unlocked mutex at fork */
+    if (apr_thread_mutex_create(&ck->lock, APR_THREAD_MUTEX_DEFAULT, pconf)
+        != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "BBS0044: no lock for the checker; no child checks");
+        ck->lock = NULL;
+    }
     the_checker = ck;
     rv = register_callback(watchdog, AP_WD_TM_SLICE, ck, watchdog_callback);
     if (rv != APR_SUCCESS) {

@@ -243,6 +243,33 @@ def _tail(text, n=40):
     return "\n".join(lines[-n:])
 
 
+def reachable_parent(prefix):
+    """<tempdir>/<prefix>-<uid>/: a 0711 directory of ours that apache2
+    children running as another user can search (for ServerRoots made
+    below it), created when missing.  Raises HttpdError naming the
+    directory that stands in the way."""
+    parent = os.path.join(tempfile.gettempdir(), f"{prefix}-{os.geteuid()}")
+    try:
+        os.mkdir(parent, 0o711)
+    except FileExistsError:
+        pass
+    st = os.lstat(parent)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() \
+            or st.st_mode & 0o022:
+        raise HttpdError(f"{parent} is not a directory owned by us and "
+                         f"writable only by us; remove it")
+    os.chmod(parent, 0o711)
+    path = os.path.realpath(parent)
+    while path != "/":
+        path = os.path.dirname(path)
+        if not os.stat(path).st_mode & 0o001:
+            raise HttpdError(
+                f"{path} is not searchable by others, so apache2 "
+                f"children (not root) cannot reach {parent}; point "
+                f"TMPDIR at a world-searchable directory")
+    return parent
+
+
 class Httpd:
     """One apache2 instance with its own ServerRoot."""
 
@@ -332,26 +359,7 @@ class Httpd:
         Roots whose symlink is gone (pytest pruned that basetemp) are
         removed here."""
         link = self.root
-        parent = os.path.join(tempfile.gettempdir(),
-                              f"bbs-httpd-{os.geteuid()}")
-        try:
-            os.mkdir(parent, 0o711)
-        except FileExistsError:
-            pass
-        st = os.lstat(parent)
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() \
-                or st.st_mode & 0o022:
-            raise HttpdError(f"{parent} is not a directory owned by us and "
-                             f"writable only by us; remove it")
-        os.chmod(parent, 0o711)
-        path = os.path.realpath(parent)
-        while path != "/":
-            path = os.path.dirname(path)
-            if not os.stat(path).st_mode & 0o001:
-                raise HttpdError(
-                    f"{path} is not searchable by others, so apache2 "
-                    f"children (not root) cannot reach {parent}; point "
-                    f"TMPDIR at a world-searchable directory")
+        parent = reachable_parent("bbs-httpd")
         self._prune_roots(parent)
         if os.path.islink(link):
             target = os.path.realpath(link)

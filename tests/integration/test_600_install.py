@@ -4,8 +4,11 @@ end on loopback."""
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -102,3 +105,72 @@ def test_bbs_600_02_demo_shows_a_node_leave_and_rejoin_then_stops():
     log = open(os.path.join(demo, "logs", "error_log")).read()
     assert not re.search(r"\[[a-z_]+:(error|crit|alert|emerg)\]|Segmentation",
                          log), log
+
+
+def test_bbs_600_03_demo_works_from_a_checkout_under_a_0700_directory(
+        tmp_path):
+    """root's home is mode 0700: httpd's children (User nobody) cannot
+    search it. A clone of this checkout's HEAD in such a directory builds
+    itself and passes the demo test there."""
+    if not os.path.exists(os.path.join(REPO, ".git")):
+        pytest.skip("not a git checkout: nothing to clone")
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o700)
+    clone = home / "mod_bbstatus"
+    r = subprocess.run(["git", "clone", "-q", "--no-hardlinks", REPO,
+                        str(clone)], capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    demo = clone / "build" / "demo"
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "tests/integration/test_600_install.py", "-k",
+             "test_bbs_600_02"], cwd=str(clone), capture_output=True,
+            text=True, timeout=600, stdin=subprocess.DEVNULL)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0 and re.search(r"\b1 passed\b", out), out
+    finally:
+        # the demo root outside the clone, if the demo made one
+        if os.path.islink(demo):
+            real = os.path.realpath(demo)
+            subprocess.run(["make", "--no-print-directory", "-C", str(clone),
+                            "demo-stop"], capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+            shutil.rmtree(real, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="children run as the same "
+                    "user unless httpd starts as root")
+def test_bbs_600_04_demo_that_cannot_work_says_why(tmp_path):
+    """The demo's ServerRoot forced into a 0700 directory, as it was before
+    it moved out of the checkout: the demo gives up and prints the error
+    log's AH00035 line and the 403, not only that it timed out."""
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o700)
+    code = (
+        "import os, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "sys.argv = ['demo.py']\n"
+        "import demo\n"
+        "demo.DEMO = %r\n"
+        "def inside():\n"
+        "    os.makedirs(demo.DEMO, exist_ok=True)\n"
+        "    return demo.DEMO\n"
+        "demo.external_root = inside\n"
+        "demo.main()\n" % (os.path.join(REPO, "scripts"), str(home / "demo")))
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([sys.executable, "-c", code.replace(
+            "['demo.py']", "['demo.py', '--stop']")], capture_output=True,
+            timeout=60, stdin=subprocess.DEVNULL)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "gave up waiting for the first checks" in out, out
+    assert "GET /bbstatus answered 403" in out, out
+    assert re.search(r"the error log says:\n.*AH00035: access to /bbstatus "
+                     r"denied .* search permissions are missing", out), out
