@@ -53,6 +53,7 @@
                  + PROXY_WORKER_MAX_NAME_SIZE)
 #endif
 #define READ_TRIES 10000
+#define WRITE_STUCK apr_time_from_msec(100)
 
 struct bbs_slot_t {
     volatile apr_uint32_t seq;
@@ -185,13 +186,29 @@ apr_size_t bbs_shm_capacity(void)
 
 void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec)
 {
-    apr_uint32_t seq;
+    apr_uint32_t seq, stuck = 0;
+    apr_time_t since = 0;
 
     /* Writers take turns: a checker that just lost its lease may finish a
-     * probe while the new one writes the same record. */
+     * probe while the new one writes the same record. A copy takes
+     * microseconds; a count odd for WRITE_STUCK belongs to a writer that
+     * died in the middle (a child killed by the MPM), and is taken over
+     * rather than waited for: otherwise the record, and every reader,
+     * would stay stuck for the life of the segment. */
     for (;;) {
         seq = apr_atomic_read32(&slot->seq);
-        if (!(seq & 1) && apr_atomic_cas32(&slot->seq, seq + 1, seq) == seq) {
+        if (!(seq & 1)) {
+            if (apr_atomic_cas32(&slot->seq, seq + 1, seq) == seq) {
+                break;
+            }
+            since = 0;
+        }
+        else if (seq != stuck || !since) {
+            stuck = seq;
+            since = apr_time_now();
+        }
+        else if (apr_time_now() - since > WRITE_STUCK
+                 && apr_atomic_cas32(&slot->seq, seq + 2, seq) == seq) {
             break;
         }
         apr_thread_yield();
