@@ -47,7 +47,7 @@ check-guards:
 	@bash scripts/check-guards.sh
 
 check-integration: $(MODULE_SO)
-	$(PYTEST) -q -p no:cacheprovider tests/nodes tests/integration
+	$(PYTEST) -q -rs -p no:cacheprovider tests/nodes tests/integration
 
 # Unit tests first: they are fast and say the most when the core breaks.
 check: deps

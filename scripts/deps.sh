@@ -4,7 +4,9 @@
 set -euo pipefail
 
 build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
-check=("${build[@]}" check python3-pytest curl openssl)
+# the page tests: an HTML5 parser and a real browser (Chromium, Selenium)
+check=("${build[@]}" check python3-pytest curl openssl python3-html5lib
+       chromium chromium-driver python3-selenium)
 case "${1:-check}" in
   build) want=("${build[@]}") ;;
   check|ci) want=("${check[@]}") ;;

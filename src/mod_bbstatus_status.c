@@ -7,17 +7,44 @@
  *
  *   BBStatusMember: <balancer> <member> decision=<d> in_rotation=<0|1>
  *       in_rotation_sticky=<0|1|-> state=<state|-> http_status=<code|0>
- *       checks=<n> failures=<n>
- *       latency_ms=<ms> reason=<text to the end of the line>
+ *       checks=<n> failures=<n> latency_ms=<ms> reason=<text>
  *
- * (on one line), preceded by "BBStatusMembers: <count>".
+ * (on one line), preceded by "BBStatusMembers: <count>". Every text value
+ * is percent-encoded: none contains a space or an '=', so a node that
+ * reports a state such as "ERROR decision=route" cannot add a key.
  */
+#include <string.h>
+
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_protocol.h"
 #include "mod_status.h"
 
 #include "mod_bbstatus_private.h"
 #include "mod_bbstatus_view.h"
+
+/* Bytes kept as they are in ?auto values; the rest becomes %XX, so that
+ * '+' stays a plus for a form decoder too. */
+static const char *auto_value(apr_pool_t *p, const char *v)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, strlen(v) * 3 + 1), *o = out;
+
+    for (; *v; ++v) {
+        unsigned char c = (unsigned char)*v;
+
+        if (apr_isalnum(c) || strchr("-._~:/()[],;'@!*$", c)) {
+            *o++ = (char)c;
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
 
 int bbs_status_hook(request_rec *r, int flags)
 {
@@ -56,14 +83,17 @@ int bbs_status_hook(request_rec *r, int flags)
                        "checks=%" APR_UINT64_T_FMT
                        " failures=%" APR_UINT64_T_FMT " latency_ms=%.1f "
                        "reason=%s\n",
-                       row->balancer->s->name, bbs_wname(row->worker),
-                       bbs_view_decision(row), row->in_rotation,
+                       auto_value(r->pool, row->balancer->s->name),
+                       auto_value(r->pool, bbs_wname(row->worker)),
+                       auto_value(r->pool, bbs_view_decision(row)),
+                       row->in_rotation,
                        row->in_rotation_sticky < 0
                            ? "-"
                            : row->in_rotation_sticky ? "1" : "0",
-                       state,
+                       auto_value(r->pool, state),
                        rec->http_status, rec->checks, rec->failures,
-                       (double)rec->latency / 1000.0, reason);
+                       (double)rec->latency / 1000.0,
+                       auto_value(r->pool, reason));
         }
         else {
             ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"

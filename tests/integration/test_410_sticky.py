@@ -15,6 +15,7 @@ member).
 import collections
 import json
 import os
+import re
 import time
 
 import pytest
@@ -275,6 +276,10 @@ def test_sticky_rotation_in_every_output(env):
 
     status, _, body = h.get("/bbstatus")
     assert status == 200
-    assert "<th>in rotation (sticky)</th>" in body.decode(), body[:2000]
+    page = body.decode()
+    for u, word in ((u1, "yes"), (u2, "no")):
+        assert re.search(rf'data-member="{re.escape(u)}".*?'
+                         rf'<span class="u">sticky: {word}</span>', page,
+                         re.S), page[:3000]
     doc = json.loads(h.get("/bbstatus?format=json")[2])
     assert doc["balancers"][0]["members"][1]["in_rotation_sticky"] is False
