@@ -141,7 +141,8 @@ void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec);
 /* 1 and a whole copy, or 0 when no consistent copy could be had. */
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec);
 /* Flags shared between children next to the record. */
-void bbs_shm_request_probe(bbs_slot_t *slot);
+/* 1 when the flag was not up before: the caller wakes the checker. */
+int bbs_shm_request_probe(bbs_slot_t *slot);
 int bbs_shm_take_probe_request(bbs_slot_t *slot);
 /* Flags kept next to a record, each owned by one writer. */
 #define BBS_SLOT_PARKED 0x1   /* parked here, away from mod_proxy_hcheck */
@@ -170,6 +171,16 @@ apr_uint32_t bbs_hash(const char *s);
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* Waking the checker at once for members whose requests failed
+ * (mod_bbstatus_wake.c). fn runs in the checking child, under lock. */
+typedef struct bbs_wake_t bbs_wake_t;
+typedef void bbs_wake_fn(void *baton);
+void bbs_wake_post_config(server_rec *s);
+void bbs_wake_signal(void);
+bbs_wake_t *bbs_wake_start(apr_pool_t *p, apr_thread_mutex_t *lock,
+                           bbs_wake_fn *fn, void *baton, server_rec *s);
+void bbs_wake_stop(bbs_wake_t *w);
 
 typedef struct {
     bbs_answer_t answer;
