@@ -11,8 +11,9 @@
  * live in src/: the decision core (bbs_decide.c), the directives
  * (mod_bbstatus_config.c), the method row (_method.c), shared records
  * (_shm.c), the checker (_watchdog.c), the probe (_probe.c), sticky
- * sessions (_sticky.c), the early wake-up of the checker (_wake.c) and the
- * diagnostics (_handler.c, _status.c).
+ * sessions (_sticky.c), the early wake-up of the checker (_wake.c), the
+ * retry of what a leaving member answered (_retry.c) and the diagnostics
+ * (_handler.c, _status.c).
  */
 #include <string.h>
 
@@ -139,6 +140,8 @@ static void bbs_register_hooks(apr_pool_t *p)
      * route names a member held in standby, and must see it first */
     proxy_hook_pre_request(bbs_sticky_pre_request, NULL, before_balancer,
                            APR_HOOK_FIRST);
+    /* the scheme handler that may retry runs mod_proxy_http's itself */
+    bbs_retry_register_hooks();
 }
 
 module AP_MODULE_DECLARE_DATA bbstatus_module = {

@@ -40,6 +40,7 @@ typedef struct {
     int fast_block;
     int panic;
     int fast_interval_set;
+    int retry;                    /* BBStatusRetry; BBS_UNSET: on */
 } bbs_dir_conf;
 
 /* Per server process: the thread pool is one for all balancers. */
@@ -207,6 +208,9 @@ int bbs_better_member_usable(proxy_balancer *b, const proxy_worker *me);
 /* Whether a request whose route names w reaches it now; -1 when no
  * request can name it (no stickysession, or w has no route). */
 int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w);
+
+/* Retrying what a leaving member answered (mod_bbstatus_retry.c). */
+void bbs_retry_register_hooks(void);
 
 /* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
 const char *bbs_decision_name(int d);
