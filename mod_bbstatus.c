@@ -11,7 +11,9 @@
  * live in src/: the decision core (bbs_decide.c), the directives
  * (mod_bbstatus_config.c), the method row (_method.c), shared records
  * (_shm.c), the checker (_watchdog.c), the probe (_probe.c), sticky
- * sessions (_sticky.c) and the diagnostics (_handler.c, _status.c).
+ * sessions (_sticky.c), the early wake-up of the checker (_wake.c), the
+ * retry of what a leaving member answered (_retry.c) and the diagnostics
+ * (_handler.c, _status.c).
  */
 #include <string.h>
 
@@ -57,6 +59,7 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     /* mod_proxy_balancer's post_config stamped every member as checked
      * now; mod_proxy_hcheck may run before the children park them */
     bbs_method_park_all(s);
+    bbs_wake_post_config(s);
 #if !BBS_HAVE_NAME_EX
     bbs_each_member(s, warn_cut_name, s);
 #endif
@@ -92,12 +95,13 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
     /* A failed request only asks for an early probe; the probe decides, so
      * a MAINTENANCE node answering 503 pages stays in rotation. A refused
      * connect shows as the member's error state: r->status is set from the
-     * handler's return only after this hook. */
+     * handler's return only after this hook. The checker is woken at
+     * once, not at its next tick. */
     if (worker && balancer && bbs_method_is(worker)
         && (r->status >= 500 || PROXY_WORKER_IS_ERROR(worker))) {
         bbs_slot_t *slot = bbs_shm_member(balancer, worker, 0);
-        if (slot) {
-            bbs_shm_request_probe(slot);
+        if (slot && bbs_shm_request_probe(slot)) {
+            bbs_wake_signal();
         }
     }
     return DECLINED;
@@ -136,6 +140,8 @@ static void bbs_register_hooks(apr_pool_t *p)
      * route names a member held in standby, and must see it first */
     proxy_hook_pre_request(bbs_sticky_pre_request, NULL, before_balancer,
                            APR_HOOK_FIRST);
+    /* the scheme handler that may retry runs mod_proxy_http's itself */
+    bbs_retry_register_hooks();
 }
 
 module AP_MODULE_DECLARE_DATA bbstatus_module = {

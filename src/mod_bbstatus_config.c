@@ -19,6 +19,7 @@ void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
     c->reprobe = BBS_UNSET;
     c->fast_block = BBS_UNSET;
     c->panic = BBS_UNSET;
+    c->retry = BBS_UNSET;
     return c;
 }
 
@@ -35,6 +36,7 @@ void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->fast_block = add->fast_block != BBS_UNSET ? add->fast_block
                                                  : base->fast_block;
     c->panic = add->panic != BBS_UNSET ? add->panic : base->panic;
+    c->retry = add->retry != BBS_UNSET ? add->retry : base->retry;
     c->fast_interval_set = add->fast_interval_set || base->fast_interval_set;
     c->fast_interval = add->fast_interval_set ? add->fast_interval
                                               : base->fast_interval;
@@ -376,6 +378,11 @@ const command_rec bbs_cmds[] = {
                   "least time between two out-of-turn probes of a member "
                   "after failed requests, 0 to turn them off "
                   "(default 250ms)"),
+    AP_INIT_TAKE1("BBStatusRetry", set_flag,
+                  (void *)APR_OFFSETOF(bbs_dir_conf, retry), DIR_CONTEXT,
+                  "on: a GET, HEAD or OPTIONS answered 5xx by a member that "
+                  "a probe then finds leaving goes to another member "
+                  "(default on)"),
     AP_INIT_TAKE1("BBStatusPanic", set_flag,
                   (void *)APR_OFFSETOF(bbs_dir_conf, panic), DIR_CONTEXT,
                   "on: keep routing when every member of a balancer failed "

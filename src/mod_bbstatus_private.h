@@ -40,6 +40,7 @@ typedef struct {
     int fast_block;
     int panic;
     int fast_interval_set;
+    int retry;                    /* BBStatusRetry; BBS_UNSET: on */
 } bbs_dir_conf;
 
 /* Per server process: the thread pool is one for all balancers. */
@@ -141,7 +142,8 @@ void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec);
 /* 1 and a whole copy, or 0 when no consistent copy could be had. */
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec);
 /* Flags shared between children next to the record. */
-void bbs_shm_request_probe(bbs_slot_t *slot);
+/* 1 when the flag was not up before: the caller wakes the checker. */
+int bbs_shm_request_probe(bbs_slot_t *slot);
 int bbs_shm_take_probe_request(bbs_slot_t *slot);
 /* Flags kept next to a record, each owned by one writer. */
 #define BBS_SLOT_PARKED 0x1   /* parked here, away from mod_proxy_hcheck */
@@ -171,6 +173,16 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* Waking the checker at once for members whose requests failed
+ * (mod_bbstatus_wake.c). fn runs in the checking child, under lock. */
+typedef struct bbs_wake_t bbs_wake_t;
+typedef void bbs_wake_fn(void *baton);
+void bbs_wake_post_config(server_rec *s);
+void bbs_wake_signal(void);
+bbs_wake_t *bbs_wake_start(apr_pool_t *p, apr_thread_mutex_t *lock,
+                           bbs_wake_fn *fn, void *baton, server_rec *s);
+void bbs_wake_stop(bbs_wake_t *w);
+
 typedef struct {
     bbs_answer_t answer;
     apr_interval_time_t latency;
@@ -196,6 +208,9 @@ int bbs_better_member_usable(proxy_balancer *b, const proxy_worker *me);
 /* Whether a request whose route names w reaches it now; -1 when no
  * request can name it (no stickysession, or w has no route). */
 int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w);
+
+/* Retrying what a leaving member answered (mod_bbstatus_retry.c). */
+void bbs_retry_register_hooks(void);
 
 /* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
 const char *bbs_decision_name(int d);

@@ -282,9 +282,12 @@ int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec)
     return 0;
 }
 
-void bbs_shm_request_probe(bbs_slot_t *slot)
+int bbs_shm_request_probe(bbs_slot_t *slot)
 {
-    apr_atomic_set32(&slot->reprobe, 1);
+    /* read first: under a storm of failures the flag is up, and a write
+     * from every request would bounce the line between processes */
+    return !apr_atomic_read32(&slot->reprobe)
+           && apr_atomic_xchg32(&slot->reprobe, 1) == 0;
 }
 
 int bbs_shm_take_probe_request(bbs_slot_t *slot)

@@ -92,6 +92,7 @@ struct checker_t {
     apr_thread_pool_t *tp;     /* for the life of the process, see top */
     int threads;
     apr_thread_mutex_t *lock;  /* serializes the callback, per process */
+    bbs_wake_t *wake;          /* runs wake_up on early probe requests */
     int leader;                /* this process holds the lease */
     int closed;                /* stopped for good: this process exits */
 };
@@ -555,6 +556,26 @@ static void tick(checker_t *ck)
     }
 }
 
+/* Early probe requests between ticks (mod_bbstatus_wake.c), under the
+ * callback's lock: what a tick does for members already known. */
+static void wake_up(void *data)
+{
+    checker_t *ck = data;
+    apr_time_t now = apr_time_now();
+    apr_hash_index_t *hi;
+
+    if (!ck->leader || !ck->pool || ck->closed) {
+        return;
+    }
+    for (hi = apr_hash_first(NULL, ck->members); hi; hi = apr_hash_next(hi)) {
+        member_t *m = apr_hash_this_val(hi);
+        if (bbs_method_is(m->w) && !PROXY_WORKER_IS(m->w,
+                                                    PROXY_WORKER_STOPPED)) {
+            schedule(ck, m, now);
+        }
+    }
+}
+
 static void checker_start(checker_t *ck)
 {
     apr_pool_t *tp_pool;
@@ -565,6 +586,7 @@ static void checker_start(checker_t *ck)
     ck->balancers = apr_hash_make(ck->pool);
     ck->unrecorded = apr_hash_make(ck->pool);
     ck->order = apr_array_make(ck->pool, 4, sizeof(balancer_t *));
+    ck->wake = bbs_wake_start(ck->pool, ck->lock, wake_up, ck, ck->s);
     if (ck->tp) {
         return;
     }
@@ -589,6 +611,8 @@ static void checker_stop(checker_t *ck)
     if (!ck->pool) {
         return;
     }
+    bbs_wake_stop(ck->wake);
+    ck->wake = NULL;
     for (hi = apr_hash_first(NULL, ck->members); hi; hi = apr_hash_next(hi)) {
         member_t *m = apr_hash_this_val(hi);
         /* a check in flight or queued owns the member until it ends; each

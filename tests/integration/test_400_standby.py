@@ -432,7 +432,9 @@ def test_stopping_node_under_load_out_after_reprobe(env, mpm):
     a, b = murl(nodes, "a"), murl(nodes, "b")
     h = make()
     p = params("10")
-    h.start(config([(a, p), (b, p)]))
+    # clients must see a's 503s here: this measures the early probe alone
+    # (test_420_retry covers what BBStatusRetry makes of them)
+    h.start(config([(a, p), (b, p)], section="BBStatusRetry off"))
     m0 = wait_members(h, {a: is_("route", "RUNNING")}, 6,
                       "a's first check")[a]
     assert m0["checks"] == 1, brief(m0)

@@ -1,0 +1,275 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * BBStatusRetry: a bodyless GET, HEAD or OPTIONS that a BBSTATUS member
+ * answered with a 5xx goes to another member when a probe of that member,
+ * run at once, says it is leaving (a state outside BBStatusRoute, or the
+ * connection refused).
+ *
+ * mod_proxy fails over only when its scheme handler returns "service
+ * unavailable", which mod_proxy_http does only before a response came; an
+ * answered 503 is streamed to the client. So a scheme handler ordered
+ * before mod_proxy_http's runs the exchange itself (the hook again, which
+ * this one then declines), with an output filter that holds a 5xx answer
+ * back, ahead of HTTP_HEADER, so that not a byte of it has left. Once
+ * mod_proxy_http returned OK the member is probed: leaving, the held
+ * answer is dropped, the request is put back as it was and mod_proxy's
+ * loop is told "service unavailable"; staying, the answer goes on as it
+ * came, brigade by brigade.
+ *
+ * Never held: a 5xx larger than HOLD_MAX (passed on as it comes), an
+ * answer on the last attempt the balancer allows, or of a member whose
+ * errors are ignored, or when no other member is usable (mod_proxy would
+ * end with its own 503 page instead of the member's), and any second
+ * attempt: one retry at most.
+ */
+#include "apr_strings.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "mod_bbstatus_private.h"
+
+#define FILTER_NAME "BBSTATUS_RETRY"
+#define NOTE_INNER "bbstatus-retry-inner"
+#define NOTE_RETRIED "bbstatus-retried"
+/* the largest 5xx answer held back; error pages are a few kB */
+#define HOLD_MAX (64 * 1024)
+/* the probe that decides runs while the client waits */
+#define PROBE_MAX apr_time_from_sec(1)
+
+typedef enum { UNDECIDED = 0, HOLDING, PASSING } hold_mode_e;
+
+typedef struct {
+    apr_array_header_t *held; /* apr_bucket_brigade *, as they came */
+    apr_off_t size;
+    hold_mode_e mode;
+    int eos;
+} hold_t;
+
+static ap_filter_rec_t *hold_filter;
+
+static apr_status_t release(ap_filter_t *f, hold_t *h)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    h->mode = PASSING;
+    for (i = 0; i < h->held->nelts && rv == APR_SUCCESS; ++i) {
+        rv = ap_pass_brigade(f->next,
+                             APR_ARRAY_IDX(h->held, i, apr_bucket_brigade *));
+    }
+    h->held->nelts = 0;
+    return rv;
+}
+
+static apr_status_t hold_out(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    hold_t *h = f->ctx;
+    apr_bucket_brigade *keep = NULL;
+    apr_bucket *e;
+    apr_off_t len = -1;
+    apr_status_t rv;
+
+    if (h->mode == UNDECIDED) {
+        h->mode = ap_is_HTTP_SERVER_ERROR(f->r->status) ? HOLDING : PASSING;
+    }
+    if (h->mode == PASSING) {
+        return ap_pass_brigade(f->next, bb);
+    }
+    apr_brigade_length(bb, 0, &len);
+    if (len < 0 || h->size + len > HOLD_MAX) {
+        rv = release(f, h);
+        return rv == APR_SUCCESS ? ap_pass_brigade(f->next, bb) : rv;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            h->eos = 1;
+        }
+    }
+    /* mod_proxy_http's buckets point into the backend connection's
+     * buffers: set them aside into the request's pool */
+    rv = ap_save_brigade(f, &keep, &bb, f->r->pool);
+    if (keep) {
+        APR_ARRAY_PUSH(h->held, apr_bucket_brigade *) = keep;
+    }
+    h->size += len;
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+static int idempotent_without_body(request_rec *r)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+
+    /* method_number is M_GET for HEAD as well */
+    if (r->method_number != M_GET && r->method_number != M_OPTIONS) {
+        return 0;
+    }
+    if (apr_table_get(r->headers_in, "Transfer-Encoding")
+        || apr_table_get(r->headers_in, "Upgrade")
+        || apr_table_get(r->headers_in, "Expect")) {
+        return 0;
+    }
+    return !cl || !strcmp(cl, "0");
+}
+
+static int retry_on(request_rec *r)
+{
+    const bbs_dir_conf *c = ap_get_module_config(r->per_dir_config,
+                                                 &bbstatus_module);
+
+    return !c || c->retry != 0;
+}
+
+static int may_hold(request_rec *r, proxy_worker *worker,
+                    const char *proxyhost)
+{
+    proxy_balancer *b = worker->balancer;
+
+    return !proxyhost && b && bbs_method_is(worker)
+           && !apr_table_get(r->notes, NOTE_INNER)
+           && !apr_table_get(r->notes, NOTE_RETRIED)
+           && !(worker->s->status & PROXY_WORKER_IGNORE_ERRORS)
+           && b->s->max_attempts_set && b->s->max_attempts > 0
+           && !b->s->sticky_force
+           && (!strcasecmp(worker->s->scheme, "http")
+               || !strcasecmp(worker->s->scheme, "https"))
+           && idempotent_without_body(r) && retry_on(r);
+}
+
+static int other_usable(const proxy_worker *worker)
+{
+    const proxy_balancer *b = worker->balancer;
+    int i;
+
+    for (i = 0; i < b->workers->nelts; ++i) {
+        const proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (w != worker && PROXY_WORKER_IS_USABLE(w)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The same probe and rules as the checker's, with a shorter limit. */
+static int leaving(request_rec *r, proxy_worker *worker)
+{
+    apr_pool_t *p;
+    ap_conf_vector_t *dc;
+    bbs_settings set;
+    proxy_worker *hc;
+    bbs_probe_result pr;
+    bbs_result_t res;
+    int out = 0;
+
+    apr_pool_create(&p, r->pool);
+    dc = bbs_balancer_dir_config(p, r->server, worker->balancer);
+    bbs_settings_for(&set, dc);
+    if (set.timeout > PROBE_MAX) {
+        set.timeout = PROBE_MAX;
+    }
+    hc = bbs_probe_worker_create(worker, r->server, &set, p);
+    if (hc) {
+        bbs_probe_run(hc, bbs_probe_path(p, worker), r->server, dc, &set, p,
+                      r->connection->current_thread, &pr);
+        bbs_decide(&set.rules, &pr.answer, &res);
+        out = res.verdict == BBS_BLOCK
+              || pr.answer.transport == BBS_TX_REFUSED;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "BBS0090: %s member %s answered %d; probed at once: "
+                      "%s, %s (%" APR_TIME_T_FMT " us): %s",
+                      worker->balancer->s->name, bbs_wname(worker),
+                      r->status, bbs_verdict_name(res.verdict), res.reason,
+                      pr.latency, out ? "retried on another member"
+                                      : "answer kept");
+    }
+    apr_pool_destroy(p);
+    return out;
+}
+
+typedef struct {
+    apr_table_t *headers_out;
+    apr_table_t *err_headers_out;
+    apr_table_t *trailers_out;
+    const char *content_type;
+    const char *status_line;
+    int status;
+} saved_t;
+
+static void save(request_rec *r, saved_t *sv)
+{
+    sv->headers_out = apr_table_copy(r->pool, r->headers_out);
+    sv->err_headers_out = apr_table_copy(r->pool, r->err_headers_out);
+    sv->trailers_out = apr_table_copy(r->pool, r->trailers_out);
+    sv->content_type = r->content_type;
+    sv->status_line = r->status_line;
+    sv->status = r->status;
+}
+
+static void restore(request_rec *r, const saved_t *sv)
+{
+    r->headers_out = sv->headers_out;
+    r->err_headers_out = sv->err_headers_out;
+    r->trailers_out = sv->trailers_out;
+    r->content_type = sv->content_type;
+    r->status_line = sv->status_line;
+    r->status = sv->status;
+    r->sent_bodyct = 0;
+    apr_table_unset(r->notes, "proxy-status");
+}
+
+static int retry_scheme_handler(request_rec *r, proxy_worker *worker,
+                                proxy_server_conf *conf, char *url,
+                                const char *proxyhost, apr_port_t proxyport)
+{
+    hold_t *h;
+    ap_filter_t *f;
+    saved_t sv;
+    bbs_slot_t *slot;
+    int rv, i;
+
+    if (!may_hold(r, worker, proxyhost)) {
+        return DECLINED;
+    }
+    save(r, &sv);
+    h = apr_pcalloc(r->pool, sizeof(*h));
+    h->held = apr_array_make(r->pool, 4, sizeof(apr_bucket_brigade *));
+    f = ap_add_output_filter_handle(hold_filter, h, r, r->connection);
+    apr_table_setn(r->notes, NOTE_INNER, "1");
+    rv = proxy_run_scheme_handler(r, worker, conf, url, proxyhost,
+                                  proxyport);
+    apr_table_unset(r->notes, NOTE_INNER);
+    if (h->mode == HOLDING && (rv != OK || !h->eos || !other_usable(worker)
+                               || !leaving(r, worker))) {
+        release(f, h);
+    }
+    ap_remove_output_filter(f);
+    if (h->mode != HOLDING) {
+        return rv;
+    }
+    /* the held answer of a leaving member: as if it never came */
+    for (i = 0; i < h->held->nelts; ++i) {
+        apr_brigade_cleanup(APR_ARRAY_IDX(h->held, i, apr_bucket_brigade *));
+    }
+    restore(r, &sv);
+    apr_table_setn(r->notes, NOTE_RETRIED, "1");
+    slot = bbs_shm_member(worker->balancer, worker, 0);
+    if (slot && bbs_shm_request_probe(slot)) {
+        bbs_wake_signal();
+    }
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
+void bbs_retry_register_hooks(void)
+{
+    static const char *const before_http[] = {"mod_proxy_http.c", NULL};
+
+    hold_filter = ap_register_output_filter(FILTER_NAME, hold_out, NULL,
+                                            AP_FTYPE_CONTENT_SET);
+    proxy_hook_scheme_handler(retry_scheme_handler, NULL, before_http,
+                              APR_HOOK_FIRST);
+}

@@ -1,0 +1,264 @@
+"""Failed requests: the early re-probe and the retry of what a leaving
+node answered (BBStatusRetry), against a real apache2 and simulated
+Atlassian nodes.
+
+Times are compared on one clock: the simulator's request log and
+``status_times`` are ``time.time()`` on the same machine. Measured values
+are printed (run with ``-s``) and named in every assertion message.
+"""
+
+import collections
+import socket
+import statistics
+import time
+
+import pytest
+
+from httpd import DIAG, MPMS, wait_until
+from simnode import SimNodes
+from test_400_standby import (FAILING_RUNNING, brief, diag, is_, murl,
+                              port_first_checked, wait_members)
+
+BB = "balancer://bb"
+REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH01114")
+
+
+@pytest.fixture
+def env(tmp_path, httpd_factory):
+    """``(start_nodes, httpd_factory)``; the simulators stop after the
+    httpd instances (this fixture is set up first, torn down last)."""
+    made = []
+
+    def start_nodes(specs):
+        nodes = SimNodes.start(nodes=list(specs), tmpdir=str(tmp_path))
+        made.append(nodes)
+        return nodes
+
+    yield start_nodes, httpd_factory
+    for nodes in made:
+        nodes.stop()
+
+
+def params(interval="10", extra=""):
+    p = f"hcmethod=BBSTATUS hcinterval={interval} hcpasses=1 hcfails=1"
+    return p + (" " + extra if extra else "")
+
+
+def config(members, section="", head=""):
+    lines = [head, f"<Proxy {BB}>"]
+    lines += [f"    BalancerMember {u} {p}" for u, p in members]
+    lines += ["    " + x for x in section.strip().splitlines()]
+    lines.append("</Proxy>")
+    return "\n".join(lines) + "\n" + DIAG + f"ProxyPass / {BB}/\n"
+
+
+def ms(seconds):
+    return round(seconds * 1000.0, 1)
+
+
+# --- 1. a failed request wakes the checker at once ------------------------
+
+@pytest.mark.parametrize("mpm", MPMS)
+def test_failed_request_probed_within_milliseconds(env, mpm):
+    start_nodes, make = env
+    interval_ms = 10000
+    # the first scheduled check early: the next one is ~10 s away, so
+    # every probe measured here is an out-of-turn one
+    port = port_first_checked(200, 900, interval_ms)
+    nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
+    a = murl(nodes, "a")
+    # every page fails with 503 while /status says RUNNING: a stays in
+    nodes.set("a", mode="custom", scope="all", custom=FAILING_RUNNING)
+    h = make()
+    h.start(config([(a, params("10"))]))
+    wait_members(h, {a: is_("route", "RUNNING")}, 6, "a's first check")
+    delays = []
+    for i in range(6):
+        # more than BBStatusReprobeInterval (250 ms) since the last probe
+        time.sleep(0.35)
+        n_before = len(nodes.requests("a"))
+        s, hdrs, _ = h.get(f"/app/w{i}")
+        assert s == 503 and hdrs.get("x-node") == "a", (s, hdrs)
+        t_req = nodes.requests("a")[n_before][0]
+
+        def probed():
+            later = [t for t in nodes.node("a")["status_times"] if t > t_req]
+            return later[0] if later else None
+        t_probe = wait_until(probed, 3.0, interval=0.01,
+                             what=f"a probed after request {i}")
+        delays.append(t_probe - t_req)
+    shown = [ms(d) for d in delays]
+    print(f"\n{mpm}: failed request -> probe at the node: {shown} ms")
+    m = diag(h)[a]
+    assert m["decision"] == "route", brief(m)
+    # the watchdog tick alone gives 0..100 ms (50 ms on average)
+    assert statistics.median(delays) < 0.015, shown
+    assert max(delays) < 0.050, shown
+
+
+# --- 2. BBStatusRetry ------------------------------------------------------
+
+def start_two(env, states=("RUNNING", "RUNNING"), section="", extra="",
+              name=None):
+    """Nodes a and b, both members of bb with hcinterval=10 (no scheduled
+    check falls into a test), after their first checks."""
+    start_nodes, make = env
+    nodes = start_nodes(early("ab", "bitbucket", states))
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    h = make(name)
+    h.start(config([(a, params("10", extra)), (b, params("10", extra))],
+                   section))
+    wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
+                     for u in (a, b)}, 8, "first checks")
+    return nodes, h, a, b
+
+
+def early(names, flavor, states):
+    """Node specs whose members' first checks come early in a 10 s
+    hcinterval (first checks are spread over the first interval)."""
+    return [(n, flavor, st, port_first_checked(100, 900, 10000))
+            for n, st in zip(names, states)]
+
+
+def since(nodes, name, t):
+    return [e for e in nodes.requests(name) if e[0] >= t]
+
+
+def test_get_answered_503_by_stopping_node_is_retried(env):
+    nodes, h, a, b = start_two(env)
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    answers = [h.get(f"/app/g{i}") for i in range(6)]
+    got = [(s, hd.get("x-node")) for s, hd, _ in answers]
+    at_a = since(nodes, "a", t_flip)
+    print(f"\nclient: {got}; a after STOPPING: {at_a}")
+    assert at_a and all(e[2] == 503 for e in at_a), at_a
+    assert got == [(200, "b")] * 6, got
+    for s, hd, body in answers:
+        assert body.startswith(b"node=b path=/app/g"), body
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+def test_unsafe_method_is_not_retried(env, method):
+    nodes, h, a, b = start_two(env)
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    got = []
+    for i in range(6):
+        s, hd, body = h.get(f"/app/p{i}", method=method,
+                            body=b"x=1" if method == "POST" else None)
+        got.append((s, hd.get("x-node")))
+        if hd.get("x-node") == "a":
+            break
+    at_a, at_b = since(nodes, "a", t_flip), since(nodes, "b", t_flip)
+    print(f"\n{method}: client {got}; a {at_a}; b {at_b}")
+    assert got[-1] == (503, "a"), got
+    assert len(at_a) == 1 and at_a[0][2] == 503, at_a
+    # the failed request went nowhere else
+    assert len(at_b) == len(got) - 1, (got, at_b)
+
+
+def raw_get(port, path):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n"
+                  f"Connection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def without_date(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = [x for x in head.split(b"\r\n")
+             if not x.lower().startswith(b"date:")]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("only", [True, False], ids=["only", "both"])
+def test_maintenance_page_reaches_client_unchanged(env, only):
+    """A MAINTENANCE node stays in rotation: its 503 page goes to the
+    client as it does with BBStatusRetry off, headers and body. "only": b
+    is stopped, so a is the only choice; "both": both nodes are in
+    MAINTENANCE, so every 503 is held and probed before it goes on."""
+    start_nodes, make = env
+    nodes = start_nodes(early("ab", "bitbucket", [
+        "MAINTENANCE", "STOPPED" if only else "MAINTENANCE"]))
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    members = [(a, params("10")), (b, params("10"))]
+    on = make("on")
+    on.start(config(members))
+    off = make("off")
+    off.start(config(members, "BBStatusRetry off"))
+    for h in (on, off):
+        wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
+                         for u in (a, b)}, 8, "first checks")
+    for i in range(4):
+        path = f"/app/m{i}"
+        got_on, got_off = raw_get(on.port, path), raw_get(off.port, path)
+        assert got_on.startswith(b"HTTP/1.1 503 "), got_on[:200]
+        assert without_date(got_on) == without_date(got_off), \
+            (got_on, got_off)
+        assert b"\r\nX-Node: " in got_on and b"state=MAINTENANCE\n" in got_on
+    if only:
+        assert not nodes.requests("b")
+
+
+def test_failing_running_node_is_not_retried(env):
+    """Every page of both nodes fails while /status says RUNNING: the
+    probe keeps each member, so each request reaches one node only and the
+    client gets that node's 503 page."""
+    nodes, h, a, b = start_two(env)
+    for n in "ab":
+        nodes.set(n, mode="custom", scope="all", custom=FAILING_RUNNING)
+    t0 = time.time()
+    answers = [h.get(f"/app/f{i}") for i in range(8)]
+    hits = len(since(nodes, "a", t0)) + len(since(nodes, "b", t0))
+    print(f"\nclient {[(s, hd.get('x-node')) for s, hd, _ in answers]}; "
+          f"node hits {hits}")
+    for s, hd, body in answers:
+        assert s == 503 and hd.get("x-node") in ("a", "b"), (s, hd)
+        assert body == FAILING_RUNNING["body"].encode(), body
+    assert hits == len(answers), hits
+
+
+def test_at_most_one_retry(env):
+    """Three members that all answer 503 and say STOPPING, kept in rotation
+    (BBStatusFastBlock off, hcfails high, no early probes, retry=0): each
+    GET is retried once, never a third time, and the client gets the
+    second member's 503."""
+    start_nodes, make = env
+    nodes = start_nodes(early("abc", "bitbucket", ["STOPPING"] * 3))
+    urls = [murl(nodes, n) for n in "abc"]
+    h = make()
+    p = ("hcmethod=BBSTATUS hcinterval=10 hcpasses=1 hcfails=1000 retry=0")
+    h.start(config([(u, p) for u in urls],
+                   "BBStatusFastBlock off\nBBStatusReprobeInterval 0"))
+    wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
+                     for u in urls}, 8, "first checks")
+    t0 = time.time()
+    answers = [h.get(f"/app/l{i}") for i in range(6)]
+    hits = sum(len(since(nodes, n, t0)) for n in "abc")
+    print(f"\nclient {[(s, hd.get('x-node')) for s, hd, _ in answers]}; "
+          f"node hits {hits}")
+    for s, hd, body in answers:
+        assert s == 503 and body.startswith(b"node="), (s, body)
+        assert body.startswith(f"node={hd.get('x-node')} ".encode()), body
+    assert hits == 2 * len(answers), hits
+
+
+def test_retry_off(env):
+    nodes, h, a, b = start_two(env, section="BBStatusRetry off")
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    got = []
+    for i in range(6):
+        s, hd, _ = h.get(f"/app/o{i}")
+        got.append((s, hd.get("x-node")))
+        if hd.get("x-node") == "a":
+            break
+    print(f"\nclient {got}")
+    assert got[-1] == (503, "a"), got
+    assert len(since(nodes, "a", t_flip)) == 1
