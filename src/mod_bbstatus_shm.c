@@ -38,6 +38,7 @@ struct bbs_slot_t {
     volatile apr_uint32_t used;
     volatile apr_uint32_t reprobe;
     volatile apr_uint32_t flags; /* BBS_SLOT_* */
+    volatile apr_uint32_t gen;   /* of the module's flags, see bbs_shm_gen */
     apr_uint32_t hash;
     char key[KEY_LEN];
     bbs_record_t rec;
@@ -233,6 +234,27 @@ int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op)
     return (old & bit) != 0;
 }
 
+void bbs_shm_set_flags(bbs_slot_t *slot, apr_uint32_t mask,
+                       apr_uint32_t bits)
+{
+    apr_uint32_t old, now;
+
+    do {
+        old = apr_atomic_read32(&slot->flags);
+        now = (old & ~mask) | (bits & mask);
+    } while (now != old && apr_atomic_cas32(&slot->flags, now, old) != old);
+}
+
+apr_uint32_t bbs_shm_gen(bbs_slot_t *slot)
+{
+    return apr_atomic_read32(&slot->gen);
+}
+
+void bbs_shm_set_gen(bbs_slot_t *slot, apr_uint32_t gen)
+{
+    apr_atomic_set32(&slot->gen, gen);
+}
+
 /* Room for every member a balancer may ever hold, BalancerGrowth
  * included, plus a margin for balancers added through the manager. */
 static void count_slots(server_rec *s, proxy_server_conf *conf,
@@ -323,6 +345,7 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
             if (n) {
                 memcpy(&n->rec, &o->rec, sizeof(n->rec));
                 n->flags = o->flags;
+                n->gen = o->gen;
             }
         }
         apr_shm_destroy(old->shm);
