@@ -395,10 +395,14 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
     }
     if (m->w->s->interval != m->interval) {
         /* hcinterval changed in balancer-manager: the next check is due
-         * one new interval after the last one, not at the old due time */
+         * one new interval after the last one, not at the old due time,
+         * and the schedule goes on from there */
         m->interval = m->w->s->interval;
         m->due = (m->rec.checked_at ? m->rec.checked_at : now)
                  + interval_of(m);
+        if (m->due < now) {
+            m->due = now;
+        }
     }
     /* a request for a probe waits, set, until the re-probe interval since
      * the last one has passed: a storm of failures yields one probe per
