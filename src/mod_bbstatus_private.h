@@ -166,6 +166,10 @@ apr_uint32_t bbs_hash(const char *s);
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s);
+/* Notes the flags the configuration gives members; runs before
+ * mod_proxy_balancer's post_config. */
+int bbs_watchdog_config_flags(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s);
 
 typedef struct {
     bbs_answer_t answer;
@@ -182,6 +186,12 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
 proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
                                       const bbs_settings *set,
                                       apr_pool_t *p);
+
+/* An administrator's Hot Standby in balancer-manager
+ * (mod_bbstatus_manager.c). */
+void bbs_manager_register(void);
+void bbs_manager_insert_filter(request_rec *r);
+int bbs_manager_log_transaction(request_rec *r);
 
 /* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
 const char *bbs_worker_flags(apr_pool_t *p, const proxy_worker *w);

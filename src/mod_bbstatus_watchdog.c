@@ -93,6 +93,32 @@ static checker_t *the_checker;
 /* The configuration generation plus one, so that 0 in a slot means "no
  * flags set yet". Set in the parent at post_config, before children. */
 static apr_uint32_t generation;
+/* Members the configuration makes hot standby (status=+H), by worker;
+ * filled in the parent before mod_proxy_balancer mixes the configured
+ * flags with those of the last generation, read-only afterwards. */
+static apr_hash_t *config_standby;
+
+static void note_config_standby(proxy_balancer *b, proxy_worker *w,
+                                void *baton)
+{
+    (void)b;
+    if (PROXY_WORKER_IS_STANDBY(w)) {
+        /* keyed by the worker's address, which stays for the generation */
+        proxy_worker **key = apr_palloc(baton, sizeof(*key));
+        *key = w;
+        apr_hash_set(config_standby, key, sizeof(*key), w);
+    }
+}
+
+int bbs_watchdog_config_flags(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    config_standby = apr_hash_make(pconf);
+    bbs_each_member(s, note_config_standby, pconf);
+    return OK;
+}
 
 int bbs_decision_from(apr_uint32_t flags, int checked)
 {
@@ -177,7 +203,9 @@ static void step(proxy_worker *w, bbs_slot_t *slot, const bbs_settings *set,
     in.panic = bbs_shm_flag(slot, BBS_SLOT_PANIC, BBS_FLAG_GET);
     in.ours = set && bbs_method_is(w);
     in.wflags = worker_flags(w);
-    in.admin = bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR)
+    in.admin = (bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR)
+                || (config_standby
+                    && apr_hash_get(config_standby, &w, sizeof(w))))
                    ? BBS_WF_STBY
                    : 0;
     in.gen = generation;

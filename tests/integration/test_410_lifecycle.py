@@ -5,6 +5,7 @@ against a real apache2 and simulated Atlassian nodes.
 The scenarios reuse the fixtures and helpers of test_400_standby.py.
 """
 
+import re
 import time
 import urllib.parse
 
@@ -15,6 +16,33 @@ from test_100_method import _edit_form
 from test_400_standby import (  # noqa: F401 (fixtures)
     REFUSED_LOGS, brief, config, diag, env, is_, murl, params,
     port_first_checked, sim, traffic, wait_members)
+
+
+def _standby_pair(env, interval="1"):
+    """r RUNNING and s STARTING, s in the module's standby."""
+    start_nodes, make = env
+    nodes = start_nodes([("r", "bitbucket", "RUNNING"),
+                         ("s", "bitbucket", "STARTING")])
+    r, s = murl(nodes, "r"), murl(nodes, "s")
+    h = make()
+    h.start(config([(r, params(interval)), (s, params(interval))]))
+    m = wait_members(h, {r: is_("route", "RUNNING"),
+                         s: is_("standby", "STARTING")}, 8,
+                     "r route, s standby")[s]
+    assert "Stby" in m["flags"] and m["in_rotation"] is False, brief(m)
+    return nodes, h, r, s
+
+
+def _running_stays_standby(nodes, h, r, s):
+    """s goes RUNNING and keeps the administrator's Stby: r takes all."""
+    before = diag(h)[s]["checks"]
+    nodes.set("s", state="RUNNING")
+    m = wait_members(h, {s: lambda m: m["decision"] == "route"
+                         and m["checks"] >= before + 2}, 8,
+                     "s route, twice")[s]
+    assert "Stby" in m["flags"] and m["in_rotation"] is False, brief(m)
+    seen, answers = traffic(h, 20)
+    assert seen == {"r": 20}, answers
 
 
 # --- 1. every restart re-derives the flags --------------------------------
@@ -60,6 +88,14 @@ def test_standby_flag_survives_graceful_and_restart(env, mpm):
         # the flags came from the records: no check ran in between
         assert all(recs[u]["checks"] == checks[u] for u in (r, s, x)), \
             (kind, {u: brief(m) for u, m in recs.items()})
+
+
+def test_hot_standby_added_to_the_configuration_at_a_restart_is_kept(env):
+    nodes, h, r, s = _standby_pair(env)
+    # the administrator makes s a hot standby for good, while the
+    # module's Stby is on it
+    h.graceful(config([(r, params("1")), (s, params("1", extra="status=+H"))]))
+    _running_stays_standby(nodes, h, r, s)
 
 
 # --- 2. a request mod_proxy failed over still asks for a probe -------------
@@ -135,3 +171,59 @@ def test_lowered_hcinterval_reschedules_the_next_check(env):
           f"{took * 1000:.0f} ms after the edit; {brief(m)}")
     assert took < 3.0, (took, brief(m))
     assert 800 <= m["interval_ms"] <= 1600, brief(m)
+
+
+# --- 4. flags the module set never outlive its control ---------------------
+
+def test_switch_to_get_gives_back_the_modules_standby(env):
+    nodes, h, r, s = _standby_pair(env)
+    # what a browser sends: the form echoes Hot Standby On
+    fields = _post_member(h, s, {"w_hm": "GET", "w_hu": "/status"})
+    assert fields.get("w_status_H") == "1", fields
+
+    def given_back():
+        m = diag(h)[s]
+        return m if m["hcmethod"] == "GET" and "Stby" not in m["flags"] \
+            else None
+    m = wait_until(given_back, 3, interval=0.05,
+                   what="s without the module's Stby")
+    print(f"\ns after the switch to GET: {m['flags']}")
+
+    # mod_proxy_hcheck's GET decides from now on
+    nodes.set("s", state="RUNNING")
+
+    def routed():
+        m = diag(h)[s]
+        return m if m["in_rotation"] and "HcFl" not in m["flags"] else None
+    wait_until(routed, 8, interval=0.1, what="s in rotation under GET")
+    seen, answers = traffic(h, 20)
+    assert seen["s"] > 0 and seen["r"] > 0, answers
+    assert all(st == 200 for st, _ in answers), answers
+
+
+def test_admin_hot_standby_given_in_balancer_manager_is_kept(env):
+    nodes, h, r, s = _standby_pair(env)
+    off = h.log_offset()
+    # the administrator confirms Hot Standby On and changes nothing else
+    fields = _post_member(h, s, {})
+    assert fields.get("w_status_H") == "1", fields
+    claimed = (r"\[bbstatus:notice\].*BBS0013: balancer://bb member "
+               + re.escape(s))
+    try:
+        # the claim lands after the response: wait for it before the node
+        # changes, so that the outcome does not depend on who is faster
+        h.wait_log(claimed, 3, since=off)
+    except AssertionError:
+        pass    # asserted at the end, after what matters more
+
+    _running_stays_standby(nodes, h, r, s)
+
+    # still the administrator's: r leaves, s takes the traffic
+    nodes.set("r", state="STOPPING")
+    wait_members(h, {r: is_("block", "STOPPING"),
+                     s: lambda m: m["in_rotation"] is True}, 8,
+                 "r out, s in")
+    seen, answers = traffic(h, 10)
+    assert seen == {"s": 10}, answers
+    assert "Stby" in diag(h)[s]["flags"]
+    assert re.search(claimed, h.error_log_since(off)), "no BBS0013"
