@@ -97,6 +97,9 @@ static apr_uint32_t generation;
  * filled in the parent before mod_proxy_balancer mixes the configured
  * flags with those of the last generation, read-only afterwards. */
 static apr_hash_t *config_standby;
+/* Set in a child of an older generation once it meets a member that a
+ * newer one holds: it stops checking, so the lease goes to a new child. */
+static volatile apr_uint32_t outdated;
 
 static void note_config_standby(proxy_balancer *b, proxy_worker *w,
                                 void *baton)
@@ -211,6 +214,7 @@ static void step(proxy_worker *w, bbs_slot_t *slot, const bbs_settings *set,
     in.gen = generation;
     bbs_policy_step(&prev, &in, &out);
     if (out.next.gen != generation) {
+        apr_atomic_set32(&outdated, 1);
         return; /* a newer generation holds the member */
     }
     set_worker_flags(w, out.set, 1);
@@ -662,8 +666,13 @@ static void give_up_lead(checker_t *ck)
  * checking accordingly. */
 static void lead(checker_t *ck)
 {
-    int held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(),
-                             LEASE_TTL);
+    int held;
+
+    if (apr_atomic_read32(&outdated)) {
+        give_up_lead(ck);
+        return;
+    }
+    held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(), LEASE_TTL);
 
     if (held && !ck->leader) {
         ck->leader = 1;
