@@ -45,6 +45,8 @@ typedef struct bbs_member_t {
     int standby;         /* the node is in a standby state */
     int checked;         /* at least one check ran */
     unsigned owned;      /* BBS_WF_STBY, BBS_WF_HCFL: set by the module */
+    int yielded;         /* an administrator took the module's Stby off:
+                            not set again while the standby state lasts */
     apr_uint32_t gen;    /* configuration generation `owned` belongs to */
 } bbs_member_t;
 

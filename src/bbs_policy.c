@@ -10,7 +10,9 @@
  * Flags: HcFl belongs to the member's health check, which for a BBSTATUS
  * member is this module, so it follows the checks whoever set it. Hot
  * standby also is an administrator's tool: the module sets it only where
- * it is not set, and clears only what it set and still holds. What the
+ * it is not set, clears only what it set and still holds, and does not
+ * set again what an administrator took off while the node stays in its
+ * standby state. What the
  * module holds is remembered per configuration generation, because a
  * restart rebuilds the worker's flags from the configuration: a flag the
  * module set in an earlier generation is its own only while it is still
@@ -84,12 +86,21 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
      * longer the module's, nor one the administrator claims */
     owned = prev->owned & in->wflags & ~in->admin
             & (BBS_WF_STBY | BBS_WF_HCFL);
+    if (prev->gen != in->gen) {
+        /* a restart: the configuration and the records decide again */
+        n.yielded = 0;
+    }
+    else if (prev->owned & ~in->wflags & BBS_WF_STBY) {
+        /* within a generation only an administrator clears Stby */
+        n.yielded = 1;
+    }
     n.gen = in->gen;
     if (!in->ours) {
         /* switched to another hcmethod: what the module set goes, the
          * other method decides from here */
         out->clear = owned;
         n.owned = 0;
+        n.yielded = 0;
         out->next = n;
         out->decision = BBS_DEC_PENDING;
         return;
@@ -108,7 +119,10 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
         out->clear |= in->wflags & BBS_WF_HCFL;
         owned &= ~(unsigned)BBS_WF_HCFL;
     }
-    if (want_stby && !(in->wflags & BBS_WF_STBY)) {
+    if (!want_stby) {
+        n.yielded = 0;
+    }
+    if (want_stby && !(in->wflags & BBS_WF_STBY) && !n.yielded) {
         out->set |= BBS_WF_STBY;
         owned |= BBS_WF_STBY;
     }

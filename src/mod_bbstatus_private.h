@@ -139,6 +139,7 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 #define BBS_SLOT_STANDBY_STATE 0x20 /* the node is in a standby state */
 #define BBS_SLOT_HCFL 0x40    /* HcFl set here */
 #define BBS_SLOT_ADMIN_STBY 0x80 /* balancer-manager gave Stby to the admin */
+#define BBS_SLOT_YIELDED 0x100 /* an admin took the module's Stby off */
 #define BBS_FLAG_GET (-1)
 #define BBS_FLAG_CLEAR 0
 #define BBS_FLAG_SET 1

@@ -155,7 +155,7 @@ static void set_worker_flags(proxy_worker *w, unsigned bits, int on)
 }
 
 #define SLOT_STATE (BBS_SLOT_DOWN | BBS_SLOT_FAILED | BBS_SLOT_STANDBY_STATE \
-                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL)
+                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED)
 
 /* What the module knows of a member lives in the worker's counters and
  * the slot's flags, so that a checker taking over goes on with it. */
@@ -173,6 +173,7 @@ static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
     st->checked = checked;
     st->owned = ((f & BBS_SLOT_STANDBY) ? BBS_WF_STBY : 0)
                 | ((f & BBS_SLOT_HCFL) ? BBS_WF_HCFL : 0);
+    st->yielded = (f & BBS_SLOT_YIELDED) != 0;
     st->gen = bbs_shm_gen(slot);
 }
 
@@ -182,7 +183,8 @@ static apr_uint32_t state_bits(const bbs_member_t *st)
            | (st->failed ? BBS_SLOT_FAILED : 0)
            | (st->standby ? BBS_SLOT_STANDBY_STATE : 0)
            | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_STANDBY : 0)
-           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0);
+           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0)
+           | (st->yielded ? BBS_SLOT_YIELDED : 0);
 }
 
 /* Runs the member rules (bbs_policy.c) after a check r, or with r NULL to

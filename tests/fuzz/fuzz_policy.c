@@ -22,6 +22,8 @@ typedef struct {
     bbs_member_t st;
     unsigned wflags;    /* the worker's flags */
     int admin_stby;     /* the administrator set +H in balancer-manager */
+    int admin_off;      /* ... or took the module's Stby off, in this
+                           generation and standby state */
     int config_stby;    /* status=+H in the configuration */
     int ours, panic, passes, fails, fast_block;
     apr_uint32_t gen;
@@ -66,7 +68,11 @@ static void check(const life_t *l, const bbs_member_t *prev,
         != (out->next.checked && out->next.down && !in->panic)) {
         abort(); /* HcFl must say what the checks say */
     }
-    if (out->next.checked && out->next.standby && !(now & BBS_WF_STBY)) {
+    if ((out->set & BBS_WF_STBY) && l->admin_off) {
+        abort(); /* set again what the administrator took off */
+    }
+    if (out->next.checked && out->next.standby && !(now & BBS_WF_STBY)
+        && !l->admin_off) {
         abort(); /* a standby member must not take traffic */
     }
     if ((out->next.owned & ~now) != 0) {
@@ -95,6 +101,9 @@ static void step(life_t *l, int verdict, int standby, unsigned claim)
     check(l, &prev, &in, &out);
     l->wflags = (l->wflags | out.set) & ~out.clear;
     l->st = out.next;
+    if (!l->st.standby || !l->ours) {
+        l->admin_off = 0;
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -126,6 +135,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 int on = (arg >> 1) & 1;
                 l.wflags = on ? (l.wflags | BBS_WF_STBY)
                               : (l.wflags & ~(unsigned)BBS_WF_STBY);
+                /* lasts, +H or not, while the standby state does */
+                l.admin_off = l.admin_off
+                              || (!on && (l.st.owned & BBS_WF_STBY)
+                                  && l.st.gen == l.gen);
                 l.admin_stby = on;
                 step(&l, BBS_NO_CHECK, 0, on ? BBS_WF_STBY : 0);
             }
@@ -141,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6: /* a restart: the flags from the configuration */
             l.config_stby = arg & 1;
             l.admin_stby = 0;
+            l.admin_off = 0;
             l.wflags = l.config_stby ? BBS_WF_STBY : 0;
             l.gen++;
             step(&l, BBS_NO_CHECK, 0, 0);

@@ -18,6 +18,19 @@ from test_400_standby import (  # noqa: F401 (fixtures)
     port_first_checked, sim, traffic, wait_members)
 
 
+def _early_ports(n, interval_ms):
+    """n distinct free ports whose members are first checked early in
+    their first interval."""
+    ports = []
+    for _ in range(10 * n):
+        p = port_first_checked(100, 1500, interval_ms)
+        if p not in ports:
+            ports.append(p)
+        if len(ports) == n:
+            return ports
+    raise AssertionError(f"no {n} distinct ports")
+
+
 def _standby_pair(env, interval="1"):
     """r RUNNING and s STARTING, s in the module's standby."""
     start_nodes, make = env
@@ -53,12 +66,14 @@ def test_standby_flag_survives_graceful_and_restart(env, mpm):
     # a long interval, with both first checks early in it: after a
     # restart the flags must come back from the records, not from a check
     # that happens to run
-    ports = [port_first_checked(100, 1500, 30000) for _ in range(3)]
+    ports = _early_ports(3, 30000)
     nodes = start_nodes([("r", "bitbucket", "RUNNING", ports[0]),
                          ("s", "bitbucket", "STARTING", ports[1]),
                          ("x", "bitbucket", "STOPPING", ports[2])])
     r, s, x = (murl(nodes, n) for n in "rsx")
-    h = make(mpm=mpm)
+    # prefork: one connection per child; room for the harness's own
+    h = make(mpm=mpm, **({"server_limit": 6, "start_servers": 3}
+                         if mpm == "prefork" else {}))
     h.start(config([(u, params("30")) for u in (r, s, x)]))
     wait_members(h, {r: is_("route", "RUNNING"),
                      s: is_("standby", "STARTING"),
@@ -103,7 +118,7 @@ def test_hot_standby_added_to_the_configuration_at_a_restart_is_kept(env):
 @pytest.mark.allow_log(*REFUSED_LOGS)
 def test_member_put_in_error_on_failover_is_probed_at_once(env):
     start_nodes, make = env
-    ports = [port_first_checked(100, 1500, 10000) for _ in range(2)]
+    ports = _early_ports(2, 10000)
     nodes = start_nodes([("a", "bitbucket", "RUNNING", ports[0]),
                          ("b", "bitbucket", "RUNNING", ports[1])])
     a, b = murl(nodes, "a"), murl(nodes, "b")
@@ -227,3 +242,27 @@ def test_admin_hot_standby_given_in_balancer_manager_is_kept(env):
     assert seen == {"s": 10}, answers
     assert "Stby" in diag(h)[s]["flags"]
     assert re.search(claimed, h.error_log_since(off)), "no BBS0013"
+
+
+def test_admin_taking_the_modules_standby_off_is_kept(env):
+    nodes, h, r, s = _standby_pair(env)
+    _post_member(h, s, {"w_status_H": "0"})
+    before = diag(h)[s]["checks"]
+    # checks and re-applications go on; the flag stays off while s is
+    # STARTING
+    m = wait_members(h, {s: lambda m: m["checks"] >= before + 2}, 8,
+                     "two more checks of s")[s]
+    assert "Stby" not in m["flags"] and m["in_rotation"] is True, brief(m)
+    assert m["decision"] == "standby", brief(m)
+    seen, answers = traffic(h, 20)
+    assert seen["s"] > 0 and seen["r"] > 0, answers
+
+    # once s has left its standby state, a new one gets the module's Stby
+    nodes.set("s", state="RUNNING")
+    wait_members(h, {s: is_("route", "RUNNING")}, 8, "s route")
+    nodes.set("s", state="MAINTENANCE")
+    m = wait_members(h, {s: is_("standby", "MAINTENANCE")}, 8,
+                     "s standby again")[s]
+    m = wait_members(h, {s: lambda m: "Stby" in m["flags"]}, 3,
+                     "the module's Stby back")[s]
+    assert m["in_rotation"] is False, brief(m)

@@ -136,9 +136,9 @@ static const row_t rows[] = {
     {"administrator's +H claim while the module's standby is wanted",
      0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, S, S,
      0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
-    {"Stby someone cleared is set again while the state is standby",
+    {"Stby an administrator took off stays off while the state lasts",
      0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
     /* restarts */
     {"restart rebuilt the flags: Stby and HcFl come back from the record",
      1, 1, 1, 0, 0, S | H, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
@@ -245,7 +245,7 @@ START_TEST(rules_hold_for_every_combination)
     static const int verdicts[] = {N, R, B, F};
     unsigned combo, checked = 0;
 
-    for (combo = 0; combo < (1u << 14); ++combo) {
+    for (combo = 0; combo < (1u << 15); ++combo) {
         bbs_member_t prev, again;
         bbs_policy_in in;
         bbs_policy_out out, out2;
@@ -263,6 +263,7 @@ START_TEST(rules_hold_for_every_combination)
         in.panic = (combo >> 10) & 1;
         in.ours = !((combo >> 11) & 1);
         in.verdict = verdicts[(combo >> 12) & 3];
+        prev.yielded = (combo >> 14) & 1;
         in.standby = in.verdict == R && prev.standby;
         in.passes = 1;
         in.fails = 1;
@@ -297,7 +298,62 @@ START_TEST(rules_hold_for_every_combination)
         ck_assert_int_eq(out2.decision, out.decision);
         checked++;
     }
-    ck_assert_uint_eq(checked, 1u << 14);
+    ck_assert_uint_eq(checked, 1u << 15);
+}
+END_TEST
+
+/* An administrator takes the module's Stby off in balancer-manager: it
+ * stays off while the node stays in its standby state, and the module
+ * sets it again when the node enters one anew, or after a restart. */
+START_TEST(an_administrators_off_lasts_while_the_standby_state_does)
+{
+    bbs_member_t m;
+    bbs_policy_in in;
+    bbs_policy_out out;
+
+    memset(&m, 0, sizeof(m));
+    memset(&in, 0, sizeof(in));
+    in.passes = in.fails = 1;
+    in.ours = 1;
+    in.gen = G;
+    in.verdict = R;
+    in.standby = 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
+    m = out.next;
+
+    in.wflags = 0; /* taken off in balancer-manager */
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, 0);
+    ck_assert_int_eq(out.next.yielded, 1);
+    ck_assert_uint_eq(out.next.owned, 0);
+    m = out.next;
+    in.verdict = N;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, 0);
+    m = out.next;
+
+    /* a restart: the records decide again */
+    in.gen = G + 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
+    ck_assert_int_eq(out.next.yielded, 0);
+    m = out.next;
+
+    /* off again, then RUNNING, then STARTING anew: set again */
+    in.wflags = 0;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_int_eq(out.next.yielded, 1);
+    m = out.next;
+    in.verdict = R;
+    in.standby = 0;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_int_eq(out.next.yielded, 0);
+    ck_assert_uint_eq(out.set | out.clear, 0);
+    m = out.next;
+    in.standby = 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
 }
 END_TEST
 
@@ -359,6 +415,7 @@ TCase *policy_test_case(void)
     tcase_add_loop_test(tc, every_transition_of_the_table, 0,
                         (int)(sizeof(rows) / sizeof(rows[0])));
     tcase_add_test(tc, rules_hold_for_every_combination);
+    tcase_add_test(tc, an_administrators_off_lasts_while_the_standby_state_does);
     tcase_add_test(tc, decision_names);
     tcase_add_test(tc, panic_judgement);
     return tc;
