@@ -122,7 +122,9 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
     if (!want_stby) {
         n.yielded = 0;
     }
-    if (want_stby && !(in->wflags & BBS_WF_STBY) && !n.yielded) {
+    /* a Stby the administrator claims is theirs to set as to clear */
+    if (want_stby && !(in->wflags & BBS_WF_STBY) && !n.yielded
+        && !(in->admin & BBS_WF_STBY)) {
         out->set |= BBS_WF_STBY;
         owned |= BBS_WF_STBY;
     }

@@ -68,11 +68,12 @@ static void check(const life_t *l, const bbs_member_t *prev,
         != (out->next.checked && out->next.down && !in->panic)) {
         abort(); /* HcFl must say what the checks say */
     }
-    if ((out->set & BBS_WF_STBY) && l->admin_off) {
+    if ((out->set & BBS_WF_STBY)
+        && (l->admin_off || (in->admin & BBS_WF_STBY))) {
         abort(); /* set again what the administrator took off */
     }
     if (out->next.checked && out->next.standby && !(now & BBS_WF_STBY)
-        && !l->admin_off) {
+        && !l->admin_off && !(in->admin & BBS_WF_STBY)) {
         abort(); /* a standby member must not take traffic */
     }
     if ((out->next.owned & ~now) != 0) {

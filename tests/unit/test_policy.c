@@ -136,6 +136,9 @@ static const row_t rows[] = {
     {"administrator's +H claim while the module's standby is wanted",
      0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, S, S,
      0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    {"status=+H taken off in balancer-manager: not the module's to set",
+     0, 1, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, S,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
     {"Stby an administrator took off stays off while the state lasts",
      0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
      0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
@@ -279,17 +282,20 @@ START_TEST(rules_hold_for_every_combination)
                       "combo %#x clears an unset flag", combo);
         ck_assert_msg(!(out.clear & S) || (held & S),
                       "combo %#x clears a Stby it does not hold", combo);
-        ck_assert_msg(!(out.next.owned & in.admin & ~out.set),
+        ck_assert_msg(!(out.next.owned & in.admin),
                       "combo %#x holds a flag the administrator claims",
+                      combo);
+        ck_assert_msg(!(out.set & in.admin & S),
+                      "combo %#x sets a Stby the administrator claims",
                       combo);
         if (!in.ours) {
             ck_assert_msg(!out.set && !out.next.owned, "combo %#x", combo);
         }
 
-        /* the same again, on the flags as they are now */
+        /* the same again, on the flags as they are now (an administrator's
+         * claim stands: the configuration makes it again at every step) */
         again = out.next;
         in.wflags = (in.wflags | out.set) & ~out.clear;
-        in.admin = 0;
         in.verdict = N;
         bbs_policy_step(&again, &in, &out2);
         ck_assert_msg(!out2.set && !out2.clear,
