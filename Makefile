@@ -160,6 +160,7 @@ demo-stop:
 
 # ---- fuzzing and sanitizers ----------------------------------------------------
 FUZZ_SECONDS ?= 60
+FUZZ_POLICY_SECONDS ?= 20
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 build/fuzz_decide: tests/fuzz/fuzz_decide.c $(CORE_SRC) $(wildcard include/*.h)
@@ -168,8 +169,15 @@ build/fuzz_decide: tests/fuzz/fuzz_decide.c $(CORE_SRC) $(wildcard include/*.h)
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -o $@ tests/fuzz/fuzz_decide.c $(CORE_SRC) $(APR_LIBS) $(JANSSON_LIBS)
 
-# Runs the fuzzer for FUZZ_SECONDS on a copy of the seed corpus (new
-# inputs it finds stay in build/fuzz-corpus, the seeds in git unchanged).
+build/fuzz_policy: tests/fuzz/fuzz_policy.c $(CORE_SRC) $(wildcard include/*.h)
+	@mkdir -p build
+	clang -g -O1 -std=c99 -Iinclude $(APR_CFLAGS) $(JANSSON_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o $@ tests/fuzz/fuzz_policy.c $(CORE_SRC) $(APR_LIBS) $(JANSSON_LIBS)
+
+# Runs the decision fuzzer for FUZZ_SECONDS on a copy of the seed corpus
+# (new inputs it finds stay in build/fuzz-corpus, the seeds in git
+# unchanged), then the member rules' fuzzer for FUZZ_POLICY_SECONDS.
 fuzz:
 	@bash scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory build/fuzz_decide
@@ -178,6 +186,11 @@ fuzz:
 	./build/fuzz_decide -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	    build/fuzz-corpus 2>&1 | tail -n 15
+	@$(MAKE) --no-print-directory build/fuzz_policy
+	@mkdir -p build/fuzz-policy-corpus
+	./build/fuzz_policy -max_total_time=$(FUZZ_POLICY_SECONDS) -max_len=4096 \
+	    -timeout=10 -print_final_stats=1 build/fuzz-policy-corpus 2>&1 \
+	    | tail -n 15
 
 build/bbs_unit_san: $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p build

@@ -10,9 +10,10 @@
  * This file holds the module record and the hook registration; the parts
  * live in src/: the decision core (bbs_decide.c), the directives
  * (mod_bbstatus_config.c), the method row (_method.c), shared records
- * (_shm.c), the checker (_watchdog.c), the probe (_probe.c), sticky
- * sessions (_sticky.c), the early wake-up of the checker (_wake.c), the
- * retry of what a leaving member answered (_retry.c) and the diagnostics
+ * (_shm.c), the member rules (bbs_policy.c), the checker (_watchdog.c),
+ * the probe (_probe.c), sticky sessions (_sticky.c), the early wake-up of
+ * the checker (_wake.c), the retry of what a leaving member answered
+ * (_retry.c), balancer-manager edits (_manager.c) and the diagnostics
  * (_handler.c, _status.c).
  */
 #include <string.h>
@@ -126,10 +127,17 @@ static void bbs_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bbs_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(bbs_watchdog_config_flags, NULL, before_balancer,
+                        APR_HOOK_MIDDLE);
     ap_hook_post_config(bbs_post_config, after_balancer, before_watchdog,
                         APR_HOOK_LAST);
     ap_hook_child_init(bbs_child_init, after_balancer, NULL, APR_HOOK_LAST);
     ap_hook_handler(bbs_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    bbs_manager_register();
+    ap_hook_insert_filter(bbs_manager_insert_filter, NULL, NULL,
+                          APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(bbs_manager_log_transaction, NULL, NULL,
+                            APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, bbs_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
     /* post_request runs until a hook says OK, as mod_proxy_balancer's

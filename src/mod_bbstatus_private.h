@@ -17,6 +17,7 @@
 
 #include "bbs_decide.h"
 #include "bbs_keys.h"
+#include "bbs_policy.h"
 
 extern module AP_MODULE_DECLARE_DATA bbstatus_module;
 APLOG_USE_MODULE(bbstatus);
@@ -95,14 +96,6 @@ void bbs_method_child_init(apr_pool_t *p, server_rec *s);
 #define BBS_KEY_LEN 256
 #define BBS_URL_LEN 256
 
-typedef enum {
-    BBS_DEC_PENDING = 0,
-    BBS_DEC_ROUTE,
-    BBS_DEC_BLOCK,
-    BBS_DEC_STANDBY,
-    BBS_DEC_PANIC
-} bbs_decision_e;
-
 typedef struct {
     apr_time_t at;
     int from;                 /* bbs_decision_e */
@@ -152,12 +145,22 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 #define BBS_SLOT_DOWN 0x8     /* the checks say out, panic or not */
 #define BBS_SLOT_FAILED 0x10  /* the last check learned nothing (fail) */
 #define BBS_SLOT_STANDBY_STATE 0x20 /* the node is in a standby state */
+#define BBS_SLOT_HCFL 0x40    /* HcFl set here */
+#define BBS_SLOT_ADMIN_STBY 0x80 /* balancer-manager gave Stby to the admin */
+#define BBS_SLOT_YIELDED 0x100 /* an admin took the module's Stby off */
 #define BBS_FLAG_GET (-1)
 #define BBS_FLAG_CLEAR 0
 #define BBS_FLAG_SET 1
 /* Reads, sets or clears one flag; returns whether it was set before. */
 int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op);
 apr_uint32_t bbs_shm_flags(bbs_slot_t *slot);
+/* Replaces the bits of mask with those of bits, in one step. */
+void bbs_shm_set_flags(bbs_slot_t *slot, apr_uint32_t mask,
+                       apr_uint32_t bits);
+/* The configuration generation the module's flags in the slot belong to
+ * (0: none yet). */
+apr_uint32_t bbs_shm_gen(bbs_slot_t *slot);
+void bbs_shm_set_gen(bbs_slot_t *slot, apr_uint32_t gen);
 /* The decision the diagnostics show, from a slot's flags. */
 int bbs_decision_from(apr_uint32_t flags, int checked);
 apr_size_t bbs_shm_capacity(void);
@@ -172,6 +175,10 @@ apr_uint32_t bbs_hash(const char *s);
 int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s);
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s);
+/* Notes the flags the configuration gives members; runs before
+ * mod_proxy_balancer's post_config. */
+int bbs_watchdog_config_flags(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s);
 
 /* Waking the checker at once for members whose requests failed
  * (mod_bbstatus_wake.c). fn runs in the checking child, under lock. */
@@ -212,8 +219,13 @@ int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w);
 /* Retrying what a leaving member answered (mod_bbstatus_retry.c). */
 void bbs_retry_register_hooks(void);
 
+/* An administrator's Hot Standby in balancer-manager
+ * (mod_bbstatus_manager.c). */
+void bbs_manager_register(void);
+void bbs_manager_insert_filter(request_rec *r);
+int bbs_manager_log_transaction(request_rec *r);
+
 /* Diagnostics (mod_bbstatus_handler.c, mod_bbstatus_status.c). */
-const char *bbs_decision_name(int d);
 const char *bbs_worker_flags(apr_pool_t *p, const proxy_worker *w);
 int bbs_handler(request_rec *r);
 int bbs_status_hook(request_rec *r, int flags);

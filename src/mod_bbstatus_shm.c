@@ -60,6 +60,7 @@ struct bbs_slot_t {
     volatile apr_uint32_t used;
     volatile apr_uint32_t reprobe;
     volatile apr_uint32_t flags; /* BBS_SLOT_* */
+    volatile apr_uint32_t gen;   /* of the module's flags, see bbs_shm_gen */
     apr_uint32_t hash;
     char key[KEY_LEN];
     bbs_record_t rec;
@@ -317,6 +318,27 @@ int bbs_shm_flag(bbs_slot_t *slot, apr_uint32_t bit, int op)
     return (old & bit) != 0;
 }
 
+void bbs_shm_set_flags(bbs_slot_t *slot, apr_uint32_t mask,
+                       apr_uint32_t bits)
+{
+    apr_uint32_t old, now;
+
+    do {
+        old = apr_atomic_read32(&slot->flags);
+        now = (old & ~mask) | (bits & mask);
+    } while (now != old && apr_atomic_cas32(&slot->flags, now, old) != old);
+}
+
+apr_uint32_t bbs_shm_gen(bbs_slot_t *slot)
+{
+    return apr_atomic_read32(&slot->gen);
+}
+
+void bbs_shm_set_gen(bbs_slot_t *slot, apr_uint32_t gen)
+{
+    apr_atomic_set32(&slot->gen, gen);
+}
+
 /* Room for every member a balancer may ever hold, BalancerGrowth
  * included, plus a margin for balancers added through the manager. */
 static void count_slots(server_rec *s, proxy_server_conf *conf,
@@ -380,6 +402,7 @@ static void claim_member(proxy_balancer *b, proxy_worker *w, void *baton)
     o = lookup(&old, key, h, 0);
     if (o && bbs_shm_read(o, &n->rec)) {
         n->flags = apr_atomic_read32(&o->flags);
+        n->gen = apr_atomic_read32(&o->gen);
         n->reprobe = apr_atomic_read32(&o->reprobe);
     }
 }

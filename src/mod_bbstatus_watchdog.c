@@ -63,6 +63,9 @@ typedef struct {
     volatile apr_uint32_t panic;
     volatile apr_uint32_t checked; /* a check ended since the last judge */
     apr_time_t judged;             /* when panic was last judged */
+    apr_pool_t *pool;
+    bbs_panic_member_t *judge;     /* room for judging panic */
+    int judge_cap;
 } balancer_t;
 
 typedef struct {
@@ -78,6 +81,8 @@ typedef struct {
     apr_time_t due;
     apr_time_t launched;    /* due time of the check in flight */
     apr_time_t last_reprobe;
+    apr_interval_time_t interval; /* hcinterval the due time is from */
+    int in_error;           /* PROXY_WORKER_IN_ERROR seen last tick */
     volatile apr_uint32_t busy;
     bbs_record_t rec;       /* last record written, owned like the pool */
 } member_t;
@@ -101,116 +106,146 @@ struct checker_t {
 static ap_watchdog_t *watchdog;
 static checker_t *the_checker;
 
-const char *bbs_decision_name(int d)
+/* The configuration generation plus one, so that 0 in a slot means "no
+ * flags set yet". Set in the parent at post_config, before children. */
+static apr_uint32_t generation;
+/* Members the configuration makes hot standby (status=+H), by worker;
+ * filled in the parent before mod_proxy_balancer mixes the configured
+ * flags with those of the last generation, read-only afterwards. */
+static apr_hash_t *config_standby;
+/* Set in a child of an older generation once it meets a member that a
+ * newer one holds: it stops checking, so the lease goes to a new child. */
+static volatile apr_uint32_t outdated;
+
+static void note_config_standby(proxy_balancer *b, proxy_worker *w,
+                                void *baton)
 {
-    switch (d) {
-    case BBS_DEC_ROUTE:
-        return BBS_DECISION_ROUTE;
-    case BBS_DEC_BLOCK:
-        return BBS_DECISION_BLOCK;
-    case BBS_DEC_STANDBY:
-        return BBS_DECISION_STANDBY;
-    case BBS_DEC_PANIC:
-        return BBS_DECISION_PANIC;
+    (void)b;
+    if (PROXY_WORKER_IS_STANDBY(w)) {
+        /* keyed by the worker's address, which stays for the generation */
+        proxy_worker **key = apr_palloc(baton, sizeof(*key));
+        *key = w;
+        apr_hash_set(config_standby, key, sizeof(*key), w);
     }
-    return BBS_DECISION_PENDING;
+}
+
+int bbs_watchdog_config_flags(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    config_standby = apr_hash_make(pconf);
+    bbs_each_member(s, note_config_standby, pconf);
+    return OK;
 }
 
 int bbs_decision_from(apr_uint32_t flags, int checked)
 {
-    if (!checked) {
-        return BBS_DEC_PENDING;
-    }
-    if (flags & BBS_SLOT_DOWN) {
-        return (flags & BBS_SLOT_PANIC) ? BBS_DEC_PANIC : BBS_DEC_BLOCK;
-    }
-    return (flags & BBS_SLOT_STANDBY_STATE) ? BBS_DEC_STANDBY
-                                            : BBS_DEC_ROUTE;
+    bbs_member_t st;
+
+    memset(&st, 0, sizeof(st));
+    st.checked = checked;
+    st.down = (flags & BBS_SLOT_DOWN) != 0;
+    st.standby = (flags & BBS_SLOT_STANDBY_STATE) != 0;
+    return bbs_policy_decision(&st, (flags & BBS_SLOT_PANIC) != 0);
 }
 
-/* The worker's HcFl follows the checks, except while the balancer is in
- * panic. Only flags this module owns are touched. */
-static void apply_flags(member_t *m)
+static unsigned worker_flags(const proxy_worker *w)
 {
-    proxy_worker *w = m->w;
-    apr_uint32_t f = bbs_shm_flags(m->slot);
-    int want = (f & BBS_SLOT_DOWN) && !(f & BBS_SLOT_PANIC);
+    return (PROXY_WORKER_IS_STANDBY(w) ? BBS_WF_STBY : 0)
+           | (PROXY_WORKER_IS_HCFAILED(w) ? BBS_WF_HCFL : 0)
+           | (PROXY_WORKER_IS_ERROR(w) ? BBS_WF_ERROR : 0);
+}
 
-    if (want && !PROXY_WORKER_IS_HCFAILED(w)) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
+static void set_worker_flags(proxy_worker *w, unsigned bits, int on)
+{
+    if (bits & BBS_WF_STBY) {
+        ap_proxy_set_wstatus(PROXY_WORKER_HOT_STANDBY_FLAG, on, w);
     }
-    else if (!want && PROXY_WORKER_IS_HCFAILED(w)) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+    if (bits & BBS_WF_HCFL) {
+        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, on, w);
+    }
+    if (bits & BBS_WF_ERROR) {
+        ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, on, w);
     }
 }
 
-/* mod_proxy_hcheck's counting, with one addition: a node that says it is
- * going away (block) leaves at once unless BBStatusFastBlock is off.
- * Counters are consecutive: a pass resets the fail count and back. */
-static int count(member_t *m, const bbs_result_t *r, apr_time_t now)
-{
-    proxy_worker *w = m->w;
-    int down = bbs_shm_flag(m->slot, BBS_SLOT_DOWN, BBS_FLAG_GET);
+#define SLOT_STATE (BBS_SLOT_DOWN | BBS_SLOT_FAILED | BBS_SLOT_STANDBY_STATE \
+                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED)
 
-    if (r->verdict == BBS_ROUTE) {
-        w->s->fcount = 0;
-        if (down || PROXY_WORKER_IS_ERROR(w)) {
-            if (++w->s->pcount >= w->s->passes) {
-                w->s->pcount = 0;
-                down = 0;
-                /* as mod_proxy_hcheck does on recovery */
-                ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 0, w);
-            }
-        }
-        else {
-            w->s->pcount = 0;
-        }
+/* What the module knows of a member lives in the worker's counters and
+ * the slot's flags, so that a checker taking over goes on with it. */
+static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
+                       bbs_member_t *st)
+{
+    apr_uint32_t f = bbs_shm_flags(slot);
+
+    memset(st, 0, sizeof(*st));
+    st->pcount = w->s->pcount;
+    st->fcount = w->s->fcount;
+    st->down = (f & BBS_SLOT_DOWN) != 0;
+    st->failed = (f & BBS_SLOT_FAILED) != 0;
+    st->standby = (f & BBS_SLOT_STANDBY_STATE) != 0;
+    st->checked = checked;
+    st->owned = ((f & BBS_SLOT_STANDBY) ? BBS_WF_STBY : 0)
+                | ((f & BBS_SLOT_HCFL) ? BBS_WF_HCFL : 0);
+    st->yielded = (f & BBS_SLOT_YIELDED) != 0;
+    st->gen = bbs_shm_gen(slot);
+}
+
+static apr_uint32_t state_bits(const bbs_member_t *st)
+{
+    return (st->down ? BBS_SLOT_DOWN : 0)
+           | (st->failed ? BBS_SLOT_FAILED : 0)
+           | (st->standby ? BBS_SLOT_STANDBY_STATE : 0)
+           | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_STANDBY : 0)
+           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0)
+           | (st->yielded ? BBS_SLOT_YIELDED : 0);
+}
+
+/* Runs the member rules (bbs_policy.c) after a check r, or with r NULL to
+ * re-apply what the member's state says, and applies their answer to the
+ * worker and the slot. set may be NULL for a member that is no longer
+ * BBSTATUS. */
+static void step(proxy_worker *w, bbs_slot_t *slot, const bbs_settings *set,
+                 int checked, const bbs_result_t *r, apr_time_t now)
+{
+    bbs_member_t prev;
+    bbs_policy_in in;
+    bbs_policy_out out;
+
+    load_state(w, slot, checked, &prev);
+    memset(&in, 0, sizeof(in));
+    in.verdict = r ? (int)r->verdict : BBS_NO_CHECK;
+    in.standby = r ? r->standby : 0;
+    in.passes = w->s->passes;
+    in.fails = w->s->fails;
+    in.fast_block = set ? set->fast_block : 0;
+    in.panic = bbs_shm_flag(slot, BBS_SLOT_PANIC, BBS_FLAG_GET);
+    in.ours = set && bbs_method_is(w);
+    in.wflags = worker_flags(w);
+    in.admin = (bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR)
+                || (config_standby
+                    && apr_hash_get(config_standby, &w, sizeof(w))))
+                   ? BBS_WF_STBY
+                   : 0;
+    in.gen = generation;
+    bbs_policy_step(&prev, &in, &out);
+    if (out.next.gen != generation) {
+        apr_atomic_set32(&outdated, 1);
+        return; /* a newer generation holds the member */
     }
-    else if (r->verdict == BBS_BLOCK && m->bal->set.fast_block) {
-        w->s->pcount = 0;
-        w->s->fcount = 0;
-        w->s->error_time = now;
-        down = 1;
-    }
-    else {
-        w->s->pcount = 0;
-        if (!down) {
+    set_worker_flags(w, out.set, 1);
+    set_worker_flags(w, out.clear, 0);
+    if (in.ours) {
+        w->s->pcount = out.next.pcount;
+        w->s->fcount = out.next.fcount;
+        if (out.error_time) {
             w->s->error_time = now;
-            if (++w->s->fcount >= w->s->fails) {
-                w->s->fcount = 0;
-                down = 1;
-            }
         }
     }
-    bbs_shm_flag(m->slot, BBS_SLOT_FAILED, r->verdict == BBS_FAIL
-                                               ? BBS_FLAG_SET
-                                               : BBS_FLAG_CLEAR);
-    bbs_shm_flag(m->slot, BBS_SLOT_DOWN, down ? BBS_FLAG_SET
-                                              : BBS_FLAG_CLEAR);
-    return down;
-}
-
-/* Hot standby is the balancer's own way to say "only when nobody better
- * is there"; it is set here only where an administrator did not set it,
- * and only what was set here is ever cleared. */
-static void apply_standby(member_t *m, const bbs_result_t *r, int down)
-{
-    proxy_worker *w = m->w;
-    int ours = bbs_shm_flag(m->slot, BBS_SLOT_STANDBY, BBS_FLAG_GET);
-
-    if (down) {
-        return;
-    }
-    bbs_shm_flag(m->slot, BBS_SLOT_STANDBY_STATE,
-                 r->standby ? BBS_FLAG_SET : BBS_FLAG_CLEAR);
-    if (r->standby && !ours && !PROXY_WORKER_IS_STANDBY(w)) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HOT_STANDBY_FLAG, 1, w);
-        bbs_shm_flag(m->slot, BBS_SLOT_STANDBY, BBS_FLAG_SET);
-    }
-    else if (!r->standby && ours) {
-        bbs_shm_flag(m->slot, BBS_SLOT_STANDBY, BBS_FLAG_CLEAR);
-        ap_proxy_set_wstatus(PROXY_WORKER_HOT_STANDBY_FLAG, 0, w);
-    }
+    bbs_shm_set_flags(slot, SLOT_STATE, state_bits(&out.next));
+    bbs_shm_set_gen(slot, generation);
 }
 
 static int note_decision(member_t *m, apr_time_t now);
@@ -296,16 +331,13 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     bbs_probe_result pr;
     bbs_result_t r;
     apr_time_t now;
-    int down;
 
     apr_pool_create(&p, m->pool);
     bbs_probe_run(m->hc, m->path, m->bal->s, m->bal->dir_config,
                   &m->bal->set, p, thread, &pr);
     bbs_decide(&m->bal->set.rules, &pr.answer, &r);
     now = apr_time_now();
-    down = count(m, &r, now);
-    apply_standby(m, &r, down);
-    apply_flags(m);
+    step(m->w, m->slot, &m->bal->set, 1, &r, now);
     record_check(m, &pr, &r, now);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s,
                  "BBS0011: checked %s member %s: %s, %s (%" APR_TIME_T_FMT
@@ -315,6 +347,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
                  m->w->s->pcount, m->w->s->passes, m->w->s->fcount,
                  m->w->s->fails);
     apr_pool_destroy(p);
+    m->interval = m->w->s->interval;
     m->due = m->launched + interval_of(m);
     apr_atomic_set32(&m->bal->checked, 1);
     apr_atomic_set32(&m->busy, 0);
@@ -331,6 +364,8 @@ static balancer_t *balancer_of(checker_t *ck, proxy_balancer *b,
         bal = apr_pcalloc(ck->pool, sizeof(*bal));
         bal->key = b->s;
         bal->b = b;
+        bal->pool = ck->pool;
+        bal->checked = 1;
         bal->s = s;
         bal->members = apr_array_make(ck->pool, 4, sizeof(member_t *));
         bal->dir_config = bbs_balancer_dir_config(ck->pool, s, b);
@@ -384,6 +419,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     /* A checker taking over goes on from the last check in the shared
      * record. The very first checks are spread over the first interval,
      * so a start does not fire every probe of a large farm in one tick. */
+    m->interval = w->s->interval;
     if (m->rec.checked_at) {
         m->due = m->rec.checked_at + w->s->interval;
     }
@@ -404,9 +440,29 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
 
 static void schedule(checker_t *ck, member_t *m, apr_time_t now)
 {
+    int in_error = PROXY_WORKER_IS_ERROR(m->w) != 0;
+
+    /* mod_proxy put the member in error (a refused connect, say) on a
+     * request it then failed over to another member: post_request only
+     * saw that other member, so ask for the probe here */
+    if (in_error && !m->in_error) {
+        bbs_shm_request_probe(m->slot);
+    }
+    m->in_error = in_error;
     if (apr_atomic_read32(&m->busy)) {
         /* a re-probe request waits until the running probe is done */
         return;
+    }
+    if (m->w->s->interval != m->interval) {
+        /* hcinterval changed in balancer-manager: the next check is due
+         * one new interval after the last one, not at the old due time,
+         * and the schedule goes on from there */
+        m->interval = m->w->s->interval;
+        m->due = (m->rec.checked_at ? m->rec.checked_at : now)
+                 + interval_of(m);
+        if (m->due < now) {
+            m->due = now;
+        }
     }
     /* a request for a probe waits, set, until the re-probe interval since
      * the last one has passed: a storm of failures yields one probe per
@@ -444,7 +500,8 @@ static void schedule(checker_t *ck, member_t *m, apr_time_t now)
  * than the whole cluster; keep routing and say so, once. */
 static void judge_panic(balancer_t *bal, apr_time_t now)
 {
-    int i, ours = 0, failed = 0, usable_other = 0, panic;
+    apr_array_header_t *ws = bal->b->workers;
+    int i, n = 0, panic;
 
     /* only a check, or a flag an administrator or mod_proxy_hcheck set on
      * another member, changes the answer: judge after checks, and at
@@ -455,29 +512,36 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
     }
     bal->judged = now;
 
-    for (i = 0; i < bal->b->workers->nelts; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(bal->b->workers, i, proxy_worker *);
-        if (PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED | PROXY_WORKER_STOPPED)) {
-            continue;
-        }
+    if (bal->judge_cap < ws->nelts + bal->members->nelts) {
+        /* grows only with members added in balancer-manager */
+        bal->judge_cap = ws->nelts + bal->members->nelts;
+        bal->judge = apr_palloc(bal->pool, bal->judge_cap
+                                               * sizeof(*bal->judge));
+    }
+    for (i = 0; i < ws->nelts; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(ws, i, proxy_worker *);
         if (!bbs_method_is(w)) {
-            usable_other |= PROXY_WORKER_IS_USABLE(w) ? 1 : 0;
+            bbs_panic_member_t *pm = &bal->judge[n++];
+            memset(pm, 0, sizeof(*pm));
+            pm->excluded = PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED
+                                                  | PROXY_WORKER_STOPPED);
+            pm->usable = PROXY_WORKER_IS_USABLE(w);
         }
     }
     for (i = 0; i < bal->members->nelts; ++i) {
         member_t *m = APR_ARRAY_IDX(bal->members, i, member_t *);
-        if (!bbs_method_is(m->w)
-            || PROXY_WORKER_IS(m->w, PROXY_WORKER_DISABLED
-                                         | PROXY_WORKER_STOPPED)) {
-            continue;
-        }
-        ours++;
-        if (bbs_shm_flag(m->slot, BBS_SLOT_DOWN, BBS_FLAG_GET)
-            && bbs_shm_flag(m->slot, BBS_SLOT_FAILED, BBS_FLAG_GET)) {
-            failed++;
-        }
+        bbs_panic_member_t *pm = &bal->judge[n++];
+        apr_uint32_t f = bbs_shm_flags(m->slot);
+
+        memset(pm, 0, sizeof(*pm));
+        pm->ours = bbs_method_is(m->w);
+        pm->excluded = !pm->ours
+                       || PROXY_WORKER_IS(m->w, PROXY_WORKER_DISABLED
+                                                    | PROXY_WORKER_STOPPED);
+        pm->down = (f & BBS_SLOT_DOWN) != 0;
+        pm->failed = (f & BBS_SLOT_FAILED) != 0;
     }
-    panic = bal->set.panic && ours > 0 && failed == ours && !usable_other;
+    panic = bbs_policy_panic(bal->judge, n, bal->set.panic);
     if (panic != (int)apr_atomic_read32(&bal->panic)) {
         apr_atomic_set32(&bal->panic, (apr_uint32_t)panic);
         if (panic) {
@@ -497,9 +561,11 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
         bbs_shm_flag(m->slot, BBS_SLOT_PANIC, panic ? BBS_FLAG_SET
                                                     : BBS_FLAG_CLEAR);
         /* an idle member belongs to this thread until it is handed to a
-         * probe again; a busy one is settled by its check */
+         * probe again; a busy one is settled by its check. This also
+         * re-applies every member's flags at a new generation's first
+         * tick, as mod_proxy rebuilt them from the configuration. */
         if (bbs_method_is(m->w) && !apr_atomic_read32(&m->busy)) {
-            apply_flags(m);
+            step(m->w, m->slot, &m->bal->set, m->rec.checks > 0, NULL, now);
             if (note_decision(m, now)) {
                 bbs_shm_write(m->slot, &m->rec);
             }
@@ -511,6 +577,14 @@ typedef struct {
     checker_t *ck;
     apr_time_t now;
 } tick_t;
+
+/* Whether a check of w, started while it was BBSTATUS, is in flight. */
+static int busy_member(checker_t *ck, proxy_worker *w)
+{
+    member_t *m = apr_hash_get(ck->members, &w->s, sizeof(w->s));
+
+    return m && apr_atomic_read32(&m->busy);
+}
 
 static void tick_balancer(server_rec *s, proxy_server_conf *conf,
                           proxy_balancer *b, void *baton)
@@ -534,11 +608,17 @@ static void tick_balancer(server_rec *s, proxy_server_conf *conf,
         member_t *m = bbs_method_is(w) ? member_of(t->ck, bal, w, t->now)
                                        : NULL;
 
-        bbs_method_park(w, m ? m->slot
-                             : bbs_shm_member(b, w, 0),
-                        t->now);
+        bbs_slot_t *slot = m ? m->slot : bbs_shm_member(b, w, 0);
+
+        bbs_method_park(w, slot, t->now);
         if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
             schedule(t->ck, m, t->now);
+        }
+        else if (!m && slot
+                 && (bbs_shm_flags(slot) & (BBS_SLOT_STANDBY | BBS_SLOT_HCFL))
+                 && !busy_member(t->ck, w)) {
+            /* switched to another hcmethod: give back what was set here */
+            step(w, slot, NULL, 0, NULL, t->now);
         }
     }
 }
@@ -642,8 +722,13 @@ static void give_up_lead(checker_t *ck)
  * checking accordingly. */
 static void lead(checker_t *ck)
 {
-    int held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(),
-                             LEASE_TTL);
+    int held;
+
+    if (apr_atomic_read32(&outdated)) {
+        give_up_lead(ck);
+        return;
+    }
+    held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(), LEASE_TTL);
 
     if (held && !ck->leader) {
         ck->leader = 1;
@@ -712,6 +797,30 @@ static apr_status_t checker_child_exit(void *data)
     return APR_SUCCESS;
 }
 
+static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
+{
+    bbs_slot_t *slot;
+    bbs_record_t rec;
+
+    if (!bbs_method_is(w)
+        || !(slot = bbs_shm_member(b, w, 0))
+        || !bbs_shm_read(slot, &rec)) {
+        return;
+    }
+    step(w, slot, baton, rec.checks > 0, NULL, apr_time_now());
+}
+
+/* A restart rebuilt every member's flags from the configuration. They get
+ * what the members' records say here, in the parent, before the new
+ * generation's children serve a request or elect a checker. */
+static void reapply_all(server_rec *s)
+{
+    bbs_settings none;
+
+    memset(&none, 0, sizeof(none));
+    bbs_each_member(s, reapply_member, &none);
+}
+
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s)
 {
     checker_t *ck = the_checker;
@@ -748,6 +857,8 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "BBS0042: cannot create the %s watchdog", WATCHDOG_NAME);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    generation = (apr_uint32_t)ap_state_query(AP_SQ_CONFIG_GEN) + 1;
+    reapply_all(s);
     ck = apr_pcalloc(pconf, sizeof(*ck));
     ck->s = s;
     ck->threads = sc->threads;

@@ -18,5 +18,6 @@ extern const char *bbs_test_cases_dir;
 TCase *decide_test_case(void);
 TCase *stateset_test_case(void);
 TCase *cases_test_case(void);
+TCase *policy_test_case(void);
 
 #endif

@@ -1,0 +1,428 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * The member rules, one row per transition: what the module knew before,
+ * what the check said and what the worker's flags are now, against what
+ * the module must know afterwards and which flags it must set and clear.
+ */
+#include <string.h>
+
+#include "bbs_decide.h"
+#include "bbs_policy.h"
+#include "bbs_test.h"
+
+#define S BBS_WF_STBY
+#define H BBS_WF_HCFL
+#define E BBS_WF_ERROR
+#define R BBS_ROUTE
+#define B BBS_BLOCK
+#define F BBS_FAIL
+#define N BBS_NO_CHECK
+#define G 5u     /* the generation the tests run in */
+#define OLD 4u   /* before a restart */
+#define NEW 6u   /* a newer generation's checker wrote the member */
+
+typedef struct {
+    const char *name;
+    /* before: down, standby, checked, pcount, fcount, owned, gen */
+    int down, standby, checked, pcount, fcount;
+    unsigned owned, gen;
+    /* the check and the member's settings and flags now */
+    int verdict, in_standby, passes, fails, fast_block, panic, ours;
+    unsigned wflags, admin;
+    /* after: down, standby, pcount, fcount, owned, set, clear, decision,
+     * error_time */
+    int x_down, x_standby, x_pcount, x_fcount;
+    unsigned x_owned, x_set, x_clear;
+    int x_decision, x_error_time;
+} row_t;
+
+static const row_t rows[] = {
+    /* route */
+    {"route keeps an in member in and resets its fails",
+     0, 0, 1, 0, 1, 0, G, R, 0, 1, 3, 1, 0, 1, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"first check in a standby state sets Stby and holds it",
+     0, 0, 0, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, 0,
+     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
+    {"route into standby sets Stby and holds it",
+     0, 0, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, 0,
+     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
+    {"standby where an administrator set Stby: left to the administrator",
+     0, 0, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, S, 0,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    {"route out of standby clears the module's Stby",
+     0, 1, 1, 0, 0, S, G, R, 0, 1, 1, 1, 0, 1, S, 0,
+     0, 0, 0, 0, 0, 0, S, BBS_DEC_ROUTE, 0},
+    {"route out of standby keeps the administrator's Stby",
+     0, 1, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, S, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"administrator's +H on a Stby the module holds wins",
+     0, 1, 1, 0, 0, S, G, R, 0, 1, 1, 1, 0, 1, S, S,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"an out member needs hcpasses passes",
+     1, 0, 1, 0, 0, H, G, R, 0, 3, 1, 1, 0, 1, H, 0,
+     1, 0, 1, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
+    {"the last pass brings it back and clears HcFl and Err",
+     1, 0, 1, 2, 0, H, G, R, 0, 3, 1, 1, 0, 1, H | E, 0,
+     0, 0, 0, 0, 0, 0, H | E, BBS_DEC_ROUTE, 0},
+    {"a member in error counts passes before Err is cleared",
+     0, 0, 1, 0, 0, 0, G, R, 0, 2, 1, 1, 0, 1, E, 0,
+     0, 0, 1, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"hcpasses=1 clears Err at the first pass",
+     0, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, E, 0,
+     0, 0, 0, 0, 0, 0, E, BBS_DEC_ROUTE, 0},
+    {"a pass while still out keeps the standby state and its Stby",
+     1, 1, 1, 0, 0, S | H, G, R, 0, 3, 1, 1, 0, 1, S | H, 0,
+     1, 1, 1, 0, S | H, 0, 0, BBS_DEC_BLOCK, 0},
+    {"route in panic: in, no HcFl",
+     1, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 1, 1, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    /* fail */
+    {"a fail counts towards hcfails",
+     0, 0, 1, 0, 0, 0, G, F, 0, 1, 3, 1, 0, 1, 0, 0,
+     0, 0, 0, 1, 0, 0, 0, BBS_DEC_ROUTE, 1},
+    {"the hcfails-th fail takes the member out with HcFl",
+     0, 0, 1, 0, 2, 0, G, F, 0, 1, 3, 1, 0, 1, 0, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    {"fails while out count no further",
+     1, 0, 1, 0, 0, H, G, F, 0, 1, 3, 1, 0, 1, H, 0,
+     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
+    {"a fail resets the passes of an out member",
+     1, 0, 1, 2, 0, H, G, F, 0, 3, 1, 1, 0, 1, H, 0,
+     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
+    {"a failed check learns no state: the standby state and Stby stay",
+     0, 1, 1, 0, 0, S, G, F, 0, 1, 3, 1, 0, 1, S, 0,
+     0, 1, 0, 1, S, 0, 0, BBS_DEC_STANDBY, 1},
+    {"out in panic: no HcFl",
+     0, 0, 1, 0, 0, 0, G, F, 0, 1, 1, 1, 1, 1, 0, 0,
+     1, 0, 0, 0, 0, 0, 0, BBS_DEC_PANIC, 1},
+    {"panic lifts the module's HcFl",
+     1, 0, 1, 0, 0, H, G, N, 0, 1, 1, 1, 1, 1, H, 0,
+     1, 0, 0, 0, 0, 0, H, BBS_DEC_PANIC, 0},
+    {"panic over puts HcFl back",
+     1, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 0},
+    {"hcpasses and hcfails below 1 count as 1",
+     0, 0, 1, 0, 0, 0, G, F, 0, 0, 0, 1, 0, 1, 0, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    /* block */
+    {"block with fast block takes the member out at once",
+     0, 0, 1, 0, 1, 0, G, B, 0, 1, 3, 1, 0, 1, 0, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    {"block without fast block counts as a fail",
+     0, 0, 1, 0, 0, 0, G, B, 0, 1, 2, 0, 0, 1, 0, 0,
+     0, 0, 0, 1, 0, 0, 0, BBS_DEC_ROUTE, 1},
+    {"block without fast block at hcfails takes it out",
+     0, 0, 1, 0, 1, 0, G, B, 0, 1, 2, 0, 0, 1, 0, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    {"block in panic: out, no HcFl",
+     0, 0, 1, 0, 0, 0, G, B, 0, 1, 1, 1, 1, 1, 0, 0,
+     1, 0, 0, 0, 0, 0, 0, BBS_DEC_PANIC, 1},
+    {"block of a standby member: out, its Stby kept",
+     0, 1, 1, 0, 0, S, G, B, 0, 1, 1, 1, 0, 1, S, 0,
+     1, 1, 0, 0, S | H, H, 0, BBS_DEC_BLOCK, 1},
+    {"block of an administrator's standby member: HcFl only",
+     0, 0, 1, 0, 0, 0, G, B, 0, 1, 1, 1, 0, 1, S, 0,
+     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    /* flags others set or cleared */
+    {"HcFl is the health check's: cleared when the checks pass",
+     0, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, H, 0,
+     0, 0, 0, 0, 0, 0, H, BBS_DEC_ROUTE, 0},
+    {"HcFl someone else set on an out member becomes the module's",
+     1, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 1, H, 0,
+     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
+    {"administrator's +H claim while the module's standby is wanted",
+     0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, S, S,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    {"status=+H taken off in balancer-manager: not the module's to set",
+     0, 1, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, S,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    {"Stby an administrator took off stays off while the state lasts",
+     0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    /* restarts */
+    {"restart rebuilt the flags: Stby and HcFl come back from the record",
+     1, 1, 1, 0, 0, S | H, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
+     1, 1, 0, 0, S | H, S | H, 0, BBS_DEC_BLOCK, 0},
+    {"restart rebuilt the flags of a standby member: Stby back",
+     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
+     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
+    {"restart kept the flags: the module's Stby is still its own",
+     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 1, S, 0,
+     0, 1, 0, 0, S, 0, 0, BBS_DEC_STANDBY, 0},
+    {"restart kept the flags: cleared when the member routes again",
+     0, 1, 1, 0, 0, S, OLD, R, 0, 1, 1, 1, 0, 1, S, 0,
+     0, 0, 0, 0, 0, 0, S, BBS_DEC_ROUTE, 0},
+    {"restart with +H now in the configuration: the administrator's",
+     0, 1, 1, 0, 0, S, OLD, R, 0, 1, 1, 1, 0, 1, S, S,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"restart, +H in the configuration of a member never held",
+     0, 0, 1, 0, 0, 0, OLD, R, 0, 1, 1, 1, 0, 1, S, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {"restart before any check: nothing to re-apply",
+     0, 0, 0, 0, 0, 0, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+    {"a newer generation holds the member: an older checker leaves it",
+     0, 1, 1, 0, 0, S, NEW, R, 0, 1, 1, 1, 0, 1, 0, 0,
+     0, 1, 0, 0, S, 0, 0, BBS_DEC_STANDBY, 0},
+    /* another hcmethod */
+    {"switched to another method: the module's Stby and HcFl go",
+     1, 1, 1, 0, 0, S | H, G, N, 0, 1, 1, 1, 0, 0, S | H, 0,
+     1, 1, 0, 0, 0, 0, S | H, BBS_DEC_PENDING, 0},
+    {"switched to another method: the administrator's Stby stays",
+     0, 1, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 0, S, 0,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+    {"switched to another method after a restart rebuilt the flags",
+     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 0, 0, 0,
+     0, 1, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+    {"switched to another method: HcFl the other method set stays",
+     0, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 0, H, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+    {"switched to another method: a check result changes nothing",
+     0, 0, 1, 0, 0, 0, G, F, 0, 1, 1, 1, 0, 0, 0, 0,
+     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+};
+
+static void run_row(const row_t *t, bbs_policy_out *out)
+{
+    bbs_member_t prev;
+    bbs_policy_in in;
+
+    memset(&prev, 0, sizeof(prev));
+    prev.down = t->down;
+    prev.standby = t->standby;
+    prev.checked = t->checked;
+    prev.pcount = t->pcount;
+    prev.fcount = t->fcount;
+    prev.owned = t->owned;
+    prev.gen = t->gen;
+    memset(&in, 0, sizeof(in));
+    in.verdict = t->verdict;
+    in.standby = t->in_standby;
+    in.passes = t->passes;
+    in.fails = t->fails;
+    in.fast_block = t->fast_block;
+    in.panic = t->panic;
+    in.ours = t->ours;
+    in.wflags = t->wflags;
+    in.admin = t->admin;
+    in.gen = G;
+    bbs_policy_step(&prev, &in, out);
+}
+
+START_TEST(every_transition_of_the_table)
+{
+    const row_t *t = &rows[_i];
+    bbs_policy_out out;
+
+    run_row(t, &out);
+    ck_assert_msg(out.next.down == t->x_down, "%s: down %d", t->name,
+                  out.next.down);
+    ck_assert_msg(out.next.standby == t->x_standby, "%s: standby %d",
+                  t->name, out.next.standby);
+    ck_assert_msg(out.next.pcount == t->x_pcount, "%s: pcount %d", t->name,
+                  out.next.pcount);
+    ck_assert_msg(out.next.fcount == t->x_fcount, "%s: fcount %d", t->name,
+                  out.next.fcount);
+    ck_assert_msg(out.next.owned == t->x_owned, "%s: owned %#x", t->name,
+                  out.next.owned);
+    ck_assert_msg(out.set == t->x_set, "%s: set %#x", t->name, out.set);
+    ck_assert_msg(out.clear == t->x_clear, "%s: clear %#x", t->name,
+                  out.clear);
+    ck_assert_msg(out.decision == t->x_decision, "%s: decision %s", t->name,
+                  bbs_decision_name(out.decision));
+    ck_assert_msg(out.error_time == t->x_error_time, "%s: error_time %d",
+                  t->name, out.error_time);
+    ck_assert_msg(out.next.gen == (t->gen > G ? t->gen : G), "%s: gen %u",
+                  t->name, out.next.gen);
+}
+END_TEST
+
+/* Every combination of state, flags and claims: the rules never clear a
+ * Stby the module does not hold, never touch a flag the administrator
+ * claims, and what they answer is stable (applied again, nothing to do). */
+START_TEST(rules_hold_for_every_combination)
+{
+    static const int verdicts[] = {N, R, B, F};
+    unsigned combo, checked = 0;
+
+    for (combo = 0; combo < (1u << 15); ++combo) {
+        bbs_member_t prev, again;
+        bbs_policy_in in;
+        bbs_policy_out out, out2;
+        unsigned held;
+
+        memset(&prev, 0, sizeof(prev));
+        memset(&in, 0, sizeof(in));
+        prev.down = combo & 1;
+        prev.standby = (combo >> 1) & 1;
+        prev.checked = (combo >> 2) & 1;
+        prev.owned = (combo >> 3) & 3;
+        prev.gen = ((combo >> 5) & 1) ? OLD : G;
+        in.wflags = (combo >> 6) & 7;
+        in.admin = ((combo >> 9) & 1) ? S : 0;
+        in.panic = (combo >> 10) & 1;
+        in.ours = !((combo >> 11) & 1);
+        in.verdict = verdicts[(combo >> 12) & 3];
+        prev.yielded = (combo >> 14) & 1;
+        in.standby = in.verdict == R && prev.standby;
+        in.passes = 1;
+        in.fails = 1;
+        in.fast_block = 1;
+        in.gen = G;
+        bbs_policy_step(&prev, &in, &out);
+
+        held = prev.owned & in.wflags & ~in.admin;
+        ck_assert_msg(!(out.set & out.clear), "combo %#x", combo);
+        ck_assert_msg(!(out.set & in.wflags), "combo %#x sets a set flag",
+                      combo);
+        ck_assert_msg(!(out.clear & ~in.wflags),
+                      "combo %#x clears an unset flag", combo);
+        ck_assert_msg(!(out.clear & S) || (held & S),
+                      "combo %#x clears a Stby it does not hold", combo);
+        ck_assert_msg(!(out.next.owned & in.admin),
+                      "combo %#x holds a flag the administrator claims",
+                      combo);
+        ck_assert_msg(!(out.set & in.admin & S),
+                      "combo %#x sets a Stby the administrator claims",
+                      combo);
+        if (!in.ours) {
+            ck_assert_msg(!out.set && !out.next.owned, "combo %#x", combo);
+        }
+
+        /* the same again, on the flags as they are now (an administrator's
+         * claim stands: the configuration makes it again at every step) */
+        again = out.next;
+        in.wflags = (in.wflags | out.set) & ~out.clear;
+        in.verdict = N;
+        bbs_policy_step(&again, &in, &out2);
+        ck_assert_msg(!out2.set && !out2.clear,
+                      "combo %#x: not stable (set %#x clear %#x)", combo,
+                      out2.set, out2.clear);
+        ck_assert_int_eq(out2.decision, out.decision);
+        checked++;
+    }
+    ck_assert_uint_eq(checked, 1u << 15);
+}
+END_TEST
+
+/* An administrator takes the module's Stby off in balancer-manager: it
+ * stays off while the node stays in its standby state, and the module
+ * sets it again when the node enters one anew, or after a restart. */
+START_TEST(an_administrators_off_lasts_while_the_standby_state_does)
+{
+    bbs_member_t m;
+    bbs_policy_in in;
+    bbs_policy_out out;
+
+    memset(&m, 0, sizeof(m));
+    memset(&in, 0, sizeof(in));
+    in.passes = in.fails = 1;
+    in.ours = 1;
+    in.gen = G;
+    in.verdict = R;
+    in.standby = 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
+    m = out.next;
+
+    in.wflags = 0; /* taken off in balancer-manager */
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, 0);
+    ck_assert_int_eq(out.next.yielded, 1);
+    ck_assert_uint_eq(out.next.owned, 0);
+    m = out.next;
+    in.verdict = N;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, 0);
+    m = out.next;
+
+    /* a restart: the records decide again */
+    in.gen = G + 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
+    ck_assert_int_eq(out.next.yielded, 0);
+    m = out.next;
+
+    /* off again, then RUNNING, then STARTING anew: set again */
+    in.wflags = 0;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_int_eq(out.next.yielded, 1);
+    m = out.next;
+    in.verdict = R;
+    in.standby = 0;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_int_eq(out.next.yielded, 0);
+    ck_assert_uint_eq(out.set | out.clear, 0);
+    m = out.next;
+    in.standby = 1;
+    bbs_policy_step(&m, &in, &out);
+    ck_assert_uint_eq(out.set, S);
+}
+END_TEST
+
+START_TEST(decision_names)
+{
+    ck_assert_str_eq(bbs_decision_name(BBS_DEC_PENDING), "pending");
+    ck_assert_str_eq(bbs_decision_name(BBS_DEC_ROUTE), "route");
+    ck_assert_str_eq(bbs_decision_name(BBS_DEC_BLOCK), "block");
+    ck_assert_str_eq(bbs_decision_name(BBS_DEC_STANDBY), "standby");
+    ck_assert_str_eq(bbs_decision_name(BBS_DEC_PANIC), "panic");
+    ck_assert_str_eq(bbs_decision_name(99), "pending");
+}
+END_TEST
+
+/* ours, excluded, usable, down, failed */
+#define OURS_FAILED {1, 0, 0, 1, 1}
+#define OURS_BLOCKED {1, 0, 0, 1, 0}
+#define OURS_IN {1, 0, 1, 0, 0}
+#define OURS_EXCLUDED {1, 1, 0, 0, 0}
+#define OTHER_USABLE {0, 0, 1, 0, 0}
+#define OTHER_DOWN {0, 0, 0, 0, 0}
+#define OTHER_EXCLUDED {0, 1, 1, 0, 0}
+
+START_TEST(panic_judgement)
+{
+    static const struct {
+        const char *name;
+        bbs_panic_member_t m[3];
+        int n, panic_on, panic;
+    } cases[] = {
+        {"every member failed", {OURS_FAILED, OURS_FAILED}, 2, 1, 1},
+        {"off", {OURS_FAILED, OURS_FAILED}, 2, 0, 0},
+        {"one said it is stopping", {OURS_FAILED, OURS_BLOCKED}, 2, 1, 0},
+        {"one passes", {OURS_FAILED, OURS_IN}, 2, 1, 0},
+        {"an excluded member does not count",
+         {OURS_FAILED, OURS_EXCLUDED}, 2, 1, 1},
+        {"only excluded members", {OURS_EXCLUDED}, 1, 1, 0},
+        {"another usable member", {OURS_FAILED, OTHER_USABLE}, 2, 1, 0},
+        {"another member, down", {OURS_FAILED, OTHER_DOWN}, 2, 1, 1},
+        {"another usable member, excluded",
+         {OURS_FAILED, OTHER_EXCLUDED}, 2, 1, 1},
+        {"no member", {OTHER_DOWN}, 0, 1, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        ck_assert_msg(bbs_policy_panic(cases[i].m, cases[i].n,
+                                       cases[i].panic_on)
+                          == cases[i].panic,
+                      "%s", cases[i].name);
+    }
+}
+END_TEST
+
+TCase *policy_test_case(void)
+{
+    TCase *tc = tcase_create("policy");
+
+    tcase_add_loop_test(tc, every_transition_of_the_table, 0,
+                        (int)(sizeof(rows) / sizeof(rows[0])));
+    tcase_add_test(tc, rules_hold_for_every_combination);
+    tcase_add_test(tc, an_administrators_off_lasts_while_the_standby_state_does);
+    tcase_add_test(tc, decision_names);
+    tcase_add_test(tc, panic_judgement);
+    return tc;
+}
