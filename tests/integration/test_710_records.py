@@ -301,7 +301,9 @@ def _add_bbstatus_member(s, url):
     s.request("/balancer-manager", "POST", {
         "b": "bb", "nonce": nonce.group(1), "b_wyes": "1", "b_nwrkr": url})
     link = next((html.unescape(x) for x in re.findall(
-        r'href="(/balancer-manager\?[^"]*)"', s.request("/balancer-manager"))
+        # single quotes in older releases (2.4.37)
+        r'href=["\'](/balancer-manager\?[^"\']*)["\']',
+        s.request("/balancer-manager"))
         if urllib.parse.parse_qs(urllib.parse.urlsplit(
             html.unescape(x)).query).get("w") == [url]), None)
     assert link, f"no edit link for {url}"
