@@ -28,7 +28,7 @@ for p in (HERE, NODES):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from httpd import Httpd  # noqa: E402
+from httpd import Httpd, default_mpm, mpm_defect  # noqa: E402
 
 TAIL_LINES = 60
 
@@ -159,6 +159,9 @@ def httpd_factory(tmp_path, request):
     # a test parametrized over "mpm" runs its instances with that MPM
     mpm = getattr(getattr(request.node, "callspec", None), "params",
                   {}).get("mpm")
+    broken = mpm_defect(mpm or default_mpm())
+    if broken:
+        pytest.skip(broken)
 
     def make(name=None, **kwargs):
         name = name or f"httpd{len(made)}"

@@ -182,6 +182,24 @@ def version():
     return _version
 
 
+def mpm_defect(mpm):
+    """Why the httpd under test cannot be tested with this MPM, or None."""
+    if mpm == "event" and (2, 4, 52) <= version() < (2, 4, 53):
+        return ("httpd 2.4.52's event MPM can stop answering for 20 s and "
+                "more after a graceful restart, with or without "
+                "mod_bbstatus (README, Compatibility; fixed in 2.4.53, PR "
+                "65769 and 66004): tested with worker and prefork there")
+    return None
+
+
+def default_mpm():
+    """BBS_MPM, else event, else (where event is broken) worker."""
+    mpm = os.environ.get("BBS_MPM") or "event"
+    if not os.environ.get("BBS_MPM") and mpm_defect(mpm):
+        mpm = "worker"
+    return mpm
+
+
 def _base_env(extra=None):
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -292,7 +310,7 @@ class Httpd:
             module_path = os.environ.get("BBS_MODULE") or os.path.join(
                 REPO, ".libs", "mod_bbstatus.so")
         self.module_path = os.path.abspath(str(module_path))
-        self.mpm = mpm or os.environ.get("BBS_MPM") or "event"
+        self.mpm = mpm or default_mpm()
         self.loglevel = loglevel
         self.module_loglevel = module_loglevel
         self.extra_modules = tuple(extra_modules)
