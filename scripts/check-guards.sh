@@ -52,5 +52,42 @@ else
   fi
 fi
 
+# The glue units in layers, lowest first: a unit (src/mod_bbstatus_U.c and
+# its header) includes only the headers of units below it, besides its own
+# and mod_bbstatus_private.h / _compat.h, which every unit may include.
+# C99 with -Werror refuses a call to an undeclared function, so a unit can
+# only call units below it: no call cycles. mod_bbstatus.c, the module
+# record and hooks, sits on top of them all. A new unit takes its place
+# here.
+layers="method config lease shm park probe wake flags record checker watchdog
+        sticky retry manager view html status handler"
+rank() {
+  local i=0 u
+  for u in $layers; do
+    i=$((i + 1))
+    [ "$u" = "$1" ] && { echo $i; return; }
+  done
+  echo 0
+}
+for f in src/mod_bbstatus_*.c src/mod_bbstatus_*.h; do
+  u=$(basename "$f" | sed -E 's/^mod_bbstatus_([a-z]+)\.[ch]$/\1/')
+  case $u in private|compat) continue ;; esac
+  r=$(rank "$u")
+  if [ "$r" -eq 0 ]; then
+    echo "check-guards: $f is in no layer of scripts/check-guards.sh" >&2
+    fail=1
+    continue
+  fi
+  for v in $(grep -oE '^#include "mod_bbstatus_[a-z]+\.h"' "$f" \
+             | sed -E 's/.*mod_bbstatus_([a-z]+)\.h"/\1/'); do
+    case $v in private|compat|"$u") continue ;; esac
+    if [ "$(rank "$v")" -ge "$r" ]; then
+      echo "check-guards: $f includes mod_bbstatus_$v.h, a unit not below $u" >&2
+      fail=1
+    fi
+  done
+done
+
+
 [ $fail -eq 0 ] && echo "check-guards: ok"
 exit $fail

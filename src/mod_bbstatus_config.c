@@ -8,7 +8,8 @@
 #include "http_core.h"
 #include "mod_watchdog.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_config.h"
 
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
 {

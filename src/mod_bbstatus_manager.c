@@ -25,7 +25,9 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_manager.h"
 
 #define FILTER_NAME "BBS_MANAGER_EDIT"
 /* balancer-manager reads at most this much of a POST body */

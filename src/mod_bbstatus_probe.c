@@ -24,7 +24,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_probe.h"
 
 #define PROXY_FUNCTION "BBSTATUS"
 #define MAX_LINE 8192

@@ -30,7 +30,12 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_config.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_probe.h"
+#include "mod_bbstatus_wake.h"
+#include "mod_bbstatus_retry.h"
 
 #define FILTER_NAME "BBSTATUS_RETRY"
 #define NOTE_INNER "bbstatus-retry-inner"

@@ -25,7 +25,8 @@
 #include "apr_lib.h"
 #include "apr_strings.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_sticky.h"
 
 #define BALANCER_SCHEME "balancer://"
 

@@ -27,7 +27,7 @@
 #include "apr_poll.h"
 #include "apr_thread_proc.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_wake.h"
 
 #define WAKE_USERDATA "mod_bbstatus-wake"
 /* how long the thread waits before it looks whether it must stop */
