@@ -40,8 +40,8 @@ static void warn_cut_name(proxy_balancer *b, proxy_worker *w, void *baton)
     server_rec *s = baton;
 
     if (bbs_method_is(w) && strlen(w->s->name) >= sizeof(w->s->name) - 1) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "BBS0007: %s member %s: httpd " AP_SERVER_BASEREVISION
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, BBSLOGNO(0007)
+                     "%s member %s: httpd " AP_SERVER_BASEREVISION
                      " keeps only %d characters of a member URL (2.4.53 "
                      "lifts the limit), so the probe may ask the wrong path;"
                      " use a shorter URL or hcuri", b->s->name, w->s->name,
@@ -87,8 +87,8 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         for (i = 0; i < conf->workers->nelts; ++i, ++w) {
             if (bbs_method_is(w) && !apr_hash_get(seen, &w->s, sizeof(w->s))) {
                 apr_hash_set(seen, &w->s, sizeof(w->s), w);
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs,
-                             "BBS0006: %s has hcmethod=BBSTATUS but is not "
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, BBSLOGNO(0006)
+                             "%s has hcmethod=BBSTATUS but is not "
                              "a balancer member; only balancer members are "
                              "checked", bbs_wname(w));
             }

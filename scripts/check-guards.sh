@@ -88,6 +88,27 @@ for f in src/mod_bbstatus_*.c src/mod_bbstatus_*.h; do
   done
 done
 
+# Log IDs: written BBSLOGNO(0nnn), each used once in the sources and listed
+# in README's log table, and the table lists no ID the sources do not use.
+if grep -nE '"BBS0[0-9]{3}:' mod_bbstatus.c src/*.c; then
+  echo "check-guards: a log ID written as a literal; use BBSLOGNO(0nnn)" >&2
+  fail=1
+fi
+used=$(grep -ohE 'BBSLOGNO\(0[0-9]{3}\)' mod_bbstatus.c src/*.c \
+       | grep -oE '0[0-9]{3}' | sort || true)
+for id in $(echo "$used" | uniq -d); do
+  echo "check-guards: BBS$id is used more than once in the sources" >&2
+  fail=1
+done
+listed=$(grep -oE '^\| `BBS0[0-9]{3}` \|' README.md | grep -oE '0[0-9]{3}' | sort || true)
+for id in $(comm -23 <(echo "$used" | uniq) <(echo "$listed" | uniq)); do
+  echo "check-guards: BBS$id is not in README's log table" >&2
+  fail=1
+done
+for id in $(comm -13 <(echo "$used" | uniq) <(echo "$listed" | uniq)); do
+  echo "check-guards: BBS$id is in README's log table but not in the sources" >&2
+  fail=1
+done
 
 [ $fail -eq 0 ] && echo "check-guards: ok"
 exit $fail

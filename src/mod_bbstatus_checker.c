@@ -125,8 +125,8 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     bbs_flags_step(m->w, m->slot, &m->bal->set, 1, &r, now);
     record_of(m, &of);
     bbs_record_check(&m->rec, &of, &pr, &r, now);
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s,
-                 "BBS0011: checked %s member %s: %s, %s (%" APR_TIME_T_FMT
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s, BBSLOGNO(0011)
+                 "checked %s member %s: %s, %s (%" APR_TIME_T_FMT
                  " us, passes %d/%d, fails %d/%d)",
                  m->bal->b->s->name, bbs_wname(m->w),
                  bbs_verdict_name(r.verdict), r.reason, pr.latency,
@@ -181,7 +181,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
         if (!apr_hash_get(ck->unrecorded, &w->s, sizeof(w->s))) {
             apr_hash_set(ck->unrecorded, &w->s, sizeof(w->s), w);
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, bal->s,
-                         "BBS0061: %s member %s is not checked: all %"
+                         BBSLOGNO(0061) "%s member %s is not checked: all %"
                          APR_SIZE_T_FMT " shared records are taken; a "
                          "graceful restart sizes them for the members "
                          "configured and BalancerGrowth",
@@ -218,7 +218,7 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     apr_hash_set(ck->members, &m->key, sizeof(m->key), m);
     APR_ARRAY_PUSH(bal->members, member_t *) = m;
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, bal->s,
-                 "BBS0012: %s member %s: first check in %" APR_TIME_T_FMT
+                 BBSLOGNO(0012) "%s member %s: first check in %" APR_TIME_T_FMT
                  " ms, probing %s", bal->b->s->name, bbs_wname(w),
                  apr_time_as_msec(m->due - now), m->probe_url);
     return m;
@@ -331,14 +331,14 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
     if (panic != (int)apr_atomic_read32(&bal->panic)) {
         apr_atomic_set32(&bal->panic, (apr_uint32_t)panic);
         if (panic) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, bal->s,
-                         "BBS0030: %s: every member failed its checks and "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, bal->s, BBSLOGNO(0030)
+                         "%s: every member failed its checks and "
                          "none said it is stopping; routing to all of them "
                          "until one passes (BBStatusPanic)", bal->b->s->name);
         }
         else {
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, bal->s,
-                         "BBS0031: %s: panic over, the checks decide again",
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, bal->s, BBSLOGNO(0031)
+                         "%s: panic over, the checks decide again",
                          bal->b->s->name);
         }
     }
@@ -470,7 +470,7 @@ void bbs_checker_start(bbs_checker_t *ck)
                                 (apr_size_t)ck->threads, tp_pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ck->s,
-                     "BBS0040: no thread pool of %d threads; probes run "
+                     BBSLOGNO(0040) "no thread pool of %d threads; probes run "
                      "one after the other", ck->threads);
         ck->tp = NULL;
     }

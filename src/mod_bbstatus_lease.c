@@ -94,7 +94,7 @@ int bbs_lease_post_config(server_rec *s)
         rv = apr_shm_create(&sg->shm, sizeof(header_t), NULL, ppool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                         "BBS0008: cannot create shared memory for the "
+                         BBSLOGNO(0008) "cannot create shared memory for the "
                          "checker's lease");
             return HTTP_INTERNAL_SERVER_ERROR;
         }

@@ -199,7 +199,7 @@ int bbs_manager_log_transaction(request_rec *r)
     }
     bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_SET);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "BBS0013: %s member %s: Hot Standby confirmed in "
+                  BBSLOGNO(0013) "%s member %s: Hot Standby confirmed in "
                   "balancer-manager; the flag is the administrator's and "
                   "stays when the node leaves its standby state",
                   b->s->name, bbs_wname(w));

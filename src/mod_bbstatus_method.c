@@ -67,8 +67,8 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (missing) {
         /* "mod_proxy_hcheck.c" -> module "proxy_hcheck" */
         int len = (int)strlen(missing) - 6;
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0001: mod_bbstatus needs mod_%.*s: load it with "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0001)
+                     "mod_bbstatus needs mod_%.*s: load it with "
                      "LoadModule %.*s_module (Debian: a2enmod %.*s)", len,
                      missing + 4, len, missing + 4, len, missing + 4);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -79,14 +79,14 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
     }
     if (!m->name) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0004: this mod_proxy has no PROVIDER health-check "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0004)
+                     "this mod_proxy has no PROVIDER health-check "
                      "method for BBSTATUS to take");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (strcmp(m->name, "PROVIDER") || m->implemented) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0005: the PROVIDER health-check method is already "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0005)
+                     "the PROVIDER health-check method is already "
                      "taken by another module (as %s); mod_bbstatus cannot "
                      "provide BBSTATUS", m->name);
         return HTTP_INTERNAL_SERVER_ERROR;

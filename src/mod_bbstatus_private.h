@@ -3,7 +3,7 @@
  */
 /*
  * What every glue file needs: the module record, the httpd and core
- * headers. Each unit declares its own functions in its
+ * headers, the log ID macro. Each unit declares its own functions in its
  * own header (mod_bbstatus_<unit>.h); scripts/check-guards.sh keeps the
  * units in layers, so that no unit calls one above it. Only the glue
  * includes httpd; the core (bbs_*.c) stays free of it.
@@ -23,6 +23,11 @@
 
 extern module AP_MODULE_DECLARE_DATA bbstatus_module;
 APLOG_USE_MODULE(bbstatus);
+
+/* The ID that starts a log line, as in BBSLOGNO(0010) "text": logs
+ * "BBS0010: text". Every ID is used once and listed in README's log
+ * table (scripts/check-guards.sh). */
+#define BBSLOGNO(n) "BBS" #n ": "
 
 /* Unset markers for merged configuration. */
 #define BBS_UNSET (-1)

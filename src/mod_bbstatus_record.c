@@ -31,8 +31,8 @@ int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of,
         rec->history_len++;
         rec->changed_at = now;
         apr_snprintf(code, sizeof(code), "%d", rec->http_status);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, of->s,
-                     "BBS0010: %s member %s: %s -> %s (state %s, %s): %s",
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, of->s, BBSLOGNO(0010)
+                     "%s member %s: %s -> %s (state %s, %s): %s",
                      of->b->s->name, bbs_wname(of->w),
                      bbs_decision_name(before), bbs_decision_name(after),
                      rec->has_state ? rec->state : "none",

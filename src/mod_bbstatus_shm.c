@@ -367,7 +367,7 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     rv = apr_shm_create(&sg->shm, need * sizeof(bbs_slot_t), NULL, ppool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0002: cannot create shared memory for %"
+                     BBSLOGNO(0002) "cannot create shared memory for %"
                      APR_SIZE_T_FMT " member records", need);
         sg->shm = old_shm;
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -386,8 +386,8 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
         /* unmaps the parent's view only: older children keep theirs */
         apr_shm_destroy(old_shm);
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "BBS0003: shared records for %" APR_SIZE_T_FMT " members",
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, BBSLOGNO(0003)
+                 "shared records for %" APR_SIZE_T_FMT " members",
                  need);
     return OK;
 }

@@ -57,8 +57,8 @@ static void give_up_lead(leader_t *ld)
     if (ld->leader) {
         ld->leader = 0;
         bbs_lease_release((apr_uint32_t)getpid());
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s,
-                     "BBS0046: checker stopped in process %" APR_PID_T_FMT,
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s, BBSLOGNO(0046)
+                     "checker stopped in process %" APR_PID_T_FMT,
                      getpid());
     }
 }
@@ -78,16 +78,16 @@ static void lead(leader_t *ld)
     if (held && !ld->leader) {
         ld->leader = 1;
         bbs_checker_start(ld->ck);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s,
-                     "BBS0041: checker started in process %" APR_PID_T_FMT,
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s, BBSLOGNO(0041)
+                     "checker started in process %" APR_PID_T_FMT,
                      getpid());
     }
     else if (!held && ld->leader) {
         /* another child took over while this one was stalled */
         ld->leader = 0;
         bbs_checker_stop(ld->ck);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, ld->s,
-                     "BBS0047: process %" APR_PID_T_FMT " lost the checker "
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, ld->s, BBSLOGNO(0047)
+                     "process %" APR_PID_T_FMT " lost the checker "
                      "lease after a stall; another child checks",
                      getpid());
     }
@@ -168,14 +168,14 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!get_instance || !register_callback) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0045: mod_bbstatus needs mod_watchdog");
+                     BBSLOGNO(0045) "mod_bbstatus needs mod_watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* not a mod_watchdog singleton: the checker elects itself, see top */
     rv = get_instance(&watchdog, WATCHDOG_NAME, 0, 0, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0042: cannot create the %s watchdog", WATCHDOG_NAME);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, BBSLOGNO(0042)
+                     "cannot create the %s watchdog", WATCHDOG_NAME);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbs_flags_post_config(s);
@@ -184,8 +184,8 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     /* each child gets its own copy of this unlocked mutex at fork */
     if (apr_thread_mutex_create(&ld->lock, APR_THREAD_MUTEX_DEFAULT, pconf)
         != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0044: no lock for the checker; no child checks");
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, BBSLOGNO(0044)
+                     "no lock for the checker; no child checks");
         ld->lock = NULL;
     }
     ld->ck = bbs_checker_create(pconf, s, sc->threads, ld->lock);
@@ -193,7 +193,7 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     rv = register_callback(watchdog, AP_WD_TM_SLICE, ld, watchdog_callback);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0043: cannot register the checker with the %s "
+                     BBSLOGNO(0043) "cannot register the checker with the %s "
                      "watchdog", WATCHDOG_NAME);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
