@@ -8,13 +8,8 @@
  * each decision with its reason.
  *
  * This file holds the module record and the hook registration; the parts
- * live in src/: the decision core (bbs_decide.c), the directives
- * (mod_bbstatus_config.c), the method row (_method.c), shared records
- * (_shm.c), the member rules (bbs_policy.c), the checker (_watchdog.c),
- * the probe (_probe.c), sticky sessions (_sticky.c), the early wake-up of
- * the checker (_wake.c), the retry of what a leaving member answered
- * (_retry.c), balancer-manager edits (_manager.c) and the diagnostics
- * (_handler.c, _status.c).
+ * live in src/, one unit and header each (README, "Development", draws
+ * how they fit together).
  */
 #include <string.h>
 
@@ -23,7 +18,19 @@
 #include "http_request.h"
 #include "mod_status.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_config.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_lease.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_park.h"
+#include "mod_bbstatus_wake.h"
+#include "mod_bbstatus_flags.h"
+#include "mod_bbstatus_watchdog.h"
+#include "mod_bbstatus_sticky.h"
+#include "mod_bbstatus_retry.h"
+#include "mod_bbstatus_manager.h"
+#include "mod_bbstatus_status.h"
+#include "mod_bbstatus_handler.h"
 
 #if !BBS_HAVE_NAME_EX
 /* Before 2.4.53 httpd keeps member URLs in 96 bytes and cuts longer ones
@@ -33,8 +40,8 @@ static void warn_cut_name(proxy_balancer *b, proxy_worker *w, void *baton)
     server_rec *s = baton;
 
     if (bbs_method_is(w) && strlen(w->s->name) >= sizeof(w->s->name) - 1) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "BBS0007: %s member %s: httpd " AP_SERVER_BASEREVISION
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, BBSLOGNO(0007)
+                     "%s member %s: httpd " AP_SERVER_BASEREVISION
                      " keeps only %d characters of a member URL (2.4.53 "
                      "lifts the limit), so the probe may ask the wrong path;"
                      " use a shorter URL or hcuri", b->s->name, w->s->name,
@@ -54,12 +61,13 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    if ((rv = bbs_shm_post_config(pconf, s)) != OK) {
+    if ((rv = bbs_lease_post_config(s)) != OK
+        || (rv = bbs_shm_post_config(pconf, s)) != OK) {
         return rv;
     }
     /* mod_proxy_balancer's post_config stamped every member as checked
      * now; mod_proxy_hcheck may run before the children park them */
-    bbs_method_park_all(s);
+    bbs_park_all(s);
     bbs_wake_post_config(s);
 #if !BBS_HAVE_NAME_EX
     bbs_each_member(s, warn_cut_name, s);
@@ -79,8 +87,8 @@ static int bbs_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         for (i = 0; i < conf->workers->nelts; ++i, ++w) {
             if (bbs_method_is(w) && !apr_hash_get(seen, &w->s, sizeof(w->s))) {
                 apr_hash_set(seen, &w->s, sizeof(w->s), w);
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs,
-                             "BBS0006: %s has hcmethod=BBSTATUS but is not "
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, vs, BBSLOGNO(0006)
+                             "%s has hcmethod=BBSTATUS but is not "
                              "a balancer member; only balancer members are "
                              "checked", bbs_wname(w));
             }
@@ -110,7 +118,7 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
 
 static void bbs_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    bbs_method_child_init(pchild, s);
+    bbs_park_child_init(pchild, s);
     bbs_watchdog_child_init(pchild, s);
 }
 
@@ -127,7 +135,7 @@ static void bbs_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_pre_config(bbs_method_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(bbs_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(bbs_watchdog_config_flags, NULL, before_balancer,
+    ap_hook_post_config(bbs_flags_config, NULL, before_balancer,
                         APR_HOOK_MIDDLE);
     ap_hook_post_config(bbs_post_config, after_balancer, before_watchdog,
                         APR_HOOK_LAST);

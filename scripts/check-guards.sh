@@ -52,5 +52,63 @@ else
   fi
 fi
 
+# The glue units in layers, lowest first: a unit (src/mod_bbstatus_U.c and
+# its header) includes only the headers of units below it, besides its own
+# and mod_bbstatus_private.h / _compat.h, which every unit may include.
+# C99 with -Werror refuses a call to an undeclared function, so a unit can
+# only call units below it: no call cycles. mod_bbstatus.c, the module
+# record and hooks, sits on top of them all. A new unit takes its place
+# here.
+layers="method config lease shm park probe wake flags record checker watchdog
+        sticky retry manager view html status handler"
+rank() {
+  local i=0 u
+  for u in $layers; do
+    i=$((i + 1))
+    [ "$u" = "$1" ] && { echo $i; return; }
+  done
+  echo 0
+}
+for f in src/mod_bbstatus_*.c src/mod_bbstatus_*.h; do
+  u=$(basename "$f" | sed -E 's/^mod_bbstatus_([a-z]+)\.[ch]$/\1/')
+  case $u in private|compat) continue ;; esac
+  r=$(rank "$u")
+  if [ "$r" -eq 0 ]; then
+    echo "check-guards: $f is in no layer of scripts/check-guards.sh" >&2
+    fail=1
+    continue
+  fi
+  for v in $(grep -oE '^#include "mod_bbstatus_[a-z]+\.h"' "$f" \
+             | sed -E 's/.*mod_bbstatus_([a-z]+)\.h"/\1/'); do
+    case $v in private|compat|"$u") continue ;; esac
+    if [ "$(rank "$v")" -ge "$r" ]; then
+      echo "check-guards: $f includes mod_bbstatus_$v.h, a unit not below $u" >&2
+      fail=1
+    fi
+  done
+done
+
+# Log IDs: written BBSLOGNO(0nnn), each used once in the sources and listed
+# in README's log table, and the table lists no ID the sources do not use.
+if grep -nE '"BBS0[0-9]{3}:' mod_bbstatus.c src/*.c; then
+  echo "check-guards: a log ID written as a literal; use BBSLOGNO(0nnn)" >&2
+  fail=1
+fi
+used=$(grep -ohE 'BBSLOGNO\(0[0-9]{3}\)' mod_bbstatus.c src/*.c \
+       | grep -oE '0[0-9]{3}' | sort || true)
+for id in $(echo "$used" | uniq -d); do
+  echo "check-guards: BBS$id is used more than once in the sources" >&2
+  fail=1
+done
+listed=$(grep -oE '^\| `BBS0[0-9]{3}` \|' README.md | grep -oE '0[0-9]{3}' | sort || true)
+for id in $(comm -23 <(echo "$used" | uniq) <(echo "$listed" | uniq)); do
+  echo "check-guards: BBS$id is not in README's log table" >&2
+  fail=1
+done
+for id in $(comm -13 <(echo "$used" | uniq) <(echo "$listed" | uniq)); do
+  echo "check-guards: BBS$id is in README's log table but not in the sources" >&2
+  fail=1
+done
+
 [ $fail -eq 0 ] && echo "check-guards: ok"
 exit $fail

@@ -309,17 +309,13 @@ static void decide_state(const bbs_rules_t *rules, const char *state,
     }
 }
 
-void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
-                bbs_result_t *out)
+/* The answers that fail before their body is parsed: 1 when out says
+ * why. */
+static int refuse_answer(const bbs_rules_t *rules, const bbs_answer_t *a,
+                         bbs_result_t *out)
 {
-    const char *body = a->body ? a->body : "";
     apr_size_t len = a->body ? a->body_len : 0;
     int code = a->http_status;
-    json_error_t jerr;
-    json_t *root, *state;
-
-    memset(out, 0, sizeof(*out));
-    out->verdict = BBS_FAIL;
 
     if (a->transport != BBS_TX_OK) {
         if (a->detail && *a->detail) {
@@ -332,7 +328,7 @@ void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
         else {
             set_reason(out, BBS_FAIL, "%s", bbs_transport_name(a->transport));
         }
-        return;
+        return 1;
     }
     if (code >= 300 && code < 400) {
         char where[96];
@@ -340,18 +336,18 @@ void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
         copy_printable(where, sizeof(where), loc, strlen(loc));
         set_reason(out, BBS_FAIL, "redirect (HTTP %d) to '%s' is not "
                    "followed", code, where);
-        return;
+        return 1;
     }
     /* Atlassian nodes answer /status with 2xx or 5xx; anything else is a
      * proxy, a login wall or a wrong hcuri speaking, whatever its body. */
     if (code < 200 || (code >= 400 && code < 500) || code > 599) {
         set_reason(out, BBS_FAIL, "HTTP %d is not a status answer", code);
-        return;
+        return 1;
     }
     if (a->body_truncated || len > rules->max_body) {
         set_reason(out, BBS_FAIL, "body larger than %" APR_SIZE_T_FMT
                    " bytes (BBStatusMaxBody)", rules->max_body);
-        return;
+        return 1;
     }
     if (a->content_encoding && *a->content_encoding
         && !has_media_type(a->content_encoding, "identity")) {
@@ -360,15 +356,32 @@ void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
                        strlen(a->content_encoding));
         set_reason(out, BBS_FAIL, "body is %s-encoded (HTTP %d), which was "
                    "not asked for", enc, code);
-        return;
+        return 1;
     }
     if (a->content_type && has_media_type(a->content_type, "text/html")) {
         set_reason(out, BBS_FAIL, "HTML page (HTTP %d), not a status answer",
                    code);
-        return;
+        return 1;
     }
     if (len == 0) {
         set_reason(out, BBS_FAIL, "empty body (HTTP %d)", code);
+        return 1;
+    }
+    return 0;
+}
+
+void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
+                bbs_result_t *out)
+{
+    const char *body = a->body ? a->body : "";
+    apr_size_t len = a->body ? a->body_len : 0;
+    int code = a->http_status;
+    json_error_t jerr;
+    json_t *root, *state;
+
+    memset(out, 0, sizeof(*out));
+    out->verdict = BBS_FAIL;
+    if (refuse_answer(rules, a, out)) {
         return;
     }
     /* RFC 8259 8.1 lets a parser ignore a byte order mark; jansson does

@@ -8,7 +8,8 @@
 #include "http_core.h"
 #include "mod_watchdog.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_config.h"
 
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
 {
@@ -504,7 +505,7 @@ static void check_balancer(server_rec *s, proxy_server_conf *conf,
     if (directive) {
         c->failed = 1;
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0060: %s is one balancer in %s and in %s (the "
+                     BBSLOGNO(0060) "%s is one balancer in %s and in %s (the "
                      "virtual host inherits it, members included), but "
                      "%s is '%s' in the first and '%s' in the second; a "
                      "member has one check: set %s the same in both, or "

@@ -25,7 +25,9 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_manager.h"
 
 #define FILTER_NAME "BBS_MANAGER_EDIT"
 /* balancer-manager reads at most this much of a POST body */
@@ -197,7 +199,7 @@ int bbs_manager_log_transaction(request_rec *r)
     }
     bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_SET);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  "BBS0013: %s member %s: Hot Standby confirmed in "
+                  BBSLOGNO(0013) "%s member %s: Hot Standby confirmed in "
                   "balancer-manager; the flag is the administrator's and "
                   "stays when the node leaves its standby state",
                   b->s->name, bbs_wname(w));

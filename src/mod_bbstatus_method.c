@@ -7,15 +7,8 @@
  * that row its name before the configuration is read, so mod_proxy_hcheck
  * parses BBSTATUS in BalancerMember, ProxyHCTemplate and balancer-manager,
  * and gives it back when the module goes, since the name lives in this
- * module's memory and httpd may unload it on restart.
- *
- * mod_proxy_hcheck would then try to run the method itself and log
- * AH03257 every interval. It checks a member once its "updated" stamp
- * plus the interval has passed, so BBSTATUS members are kept parked with
- * a stamp that never comes due and checked here instead; a member
- * switched to another method gets a fresh stamp back so mod_proxy_hcheck
- * resumes with it. (A stamp of 0, "check in flight" to mod_proxy_hcheck
- * since 2.4.48, would be checked at once by older releases.)
+ * module's memory and httpd may unload it on restart. Keeping
+ * mod_proxy_hcheck off the row's members is mod_bbstatus_park.c's.
  */
 #include <string.h>
 
@@ -23,13 +16,9 @@
 #include "ap_slotmem.h"
 #include "http_config.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_method.h"
 
 static const char method_name[] = BBS_METHOD_NAME;
-
-/* Far enough to never come due, with room for mod_proxy_hcheck to add
- * any interval without overflowing (about 146,000 years). */
-#define PARKED_STAMP APR_INT64_C(0x3fffffffffffffff)
 
 typedef struct {
     proxy_hcmethods_t *row;
@@ -78,8 +67,8 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (missing) {
         /* "mod_proxy_hcheck.c" -> module "proxy_hcheck" */
         int len = (int)strlen(missing) - 6;
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0001: mod_bbstatus needs mod_%.*s: load it with "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0001)
+                     "mod_bbstatus needs mod_%.*s: load it with "
                      "LoadModule %.*s_module (Debian: a2enmod %.*s)", len,
                      missing + 4, len, missing + 4, len, missing + 4);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -90,14 +79,14 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
     }
     if (!m->name) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0004: this mod_proxy has no PROVIDER health-check "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0004)
+                     "this mod_proxy has no PROVIDER health-check "
                      "method for BBSTATUS to take");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (strcmp(m->name, "PROVIDER") || m->implemented) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL,
-                     "BBS0005: the PROVIDER health-check method is already "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, NULL, BBSLOGNO(0005)
+                     "the PROVIDER health-check method is already "
                      "taken by another module (as %s); mod_bbstatus cannot "
                      "provide BBSTATUS", m->name);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -115,53 +104,4 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 int bbs_method_is(const proxy_worker *w)
 {
     return w->s->method == PROVIDER;
-}
-
-void bbs_method_park(proxy_worker *w, bbs_slot_t *slot, apr_time_t now)
-{
-    if (bbs_method_is(w)) {
-        if (w->s->updated != PARKED_STAMP) {
-            w->s->updated = PARKED_STAMP;
-        }
-        if (slot) {
-            bbs_shm_flag(slot, BBS_SLOT_PARKED, BBS_FLAG_SET);
-        }
-    }
-    else if (slot && bbs_shm_flag(slot, BBS_SLOT_PARKED, BBS_FLAG_CLEAR)) {
-        /* handed back: mod_proxy_hcheck checks it one interval from now */
-        w->s->updated = now;
-    }
-}
-
-static void park_member(proxy_balancer *b, proxy_worker *w, void *baton)
-{
-    bbs_method_park(w, bbs_shm_member(b, w, 0),
-                    *(apr_time_t *)baton);
-}
-
-static void keep_parked(proxy_balancer *b, proxy_worker *w, void *baton)
-{
-    (void)b;
-    (void)baton;
-    if (bbs_method_is(w) && w->s->updated != PARKED_STAMP) {
-        w->s->updated = PARKED_STAMP;
-    }
-}
-
-void bbs_method_keep_parked(server_rec *s)
-{
-    bbs_each_member(s, keep_parked, NULL);
-}
-
-void bbs_method_park_all(server_rec *s)
-{
-    apr_time_t now = apr_time_now();
-
-    bbs_each_member(s, park_member, &now);
-}
-
-void bbs_method_child_init(apr_pool_t *p, server_rec *s)
-{
-    (void)p;
-    bbs_method_park_all(s);
 }

@@ -24,7 +24,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_probe.h"
 
 #define PROXY_FUNCTION "BBSTATUS"
 #define MAX_LINE 8192
@@ -83,7 +83,7 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
     err = ap_proxy_define_worker(p, &hc, NULL, NULL, bbs_wname(w), 0);
     if (err || !hc) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     "BBS0020: cannot set up probing of %s: %s",
+                     BBSLOGNO(0020) "cannot set up probing of %s: %s",
                      bbs_wname(w), err ? err : "no worker");
         return NULL;
     }
@@ -116,7 +116,7 @@ proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
     hc->s->status |= PROXY_WORKER_IGNORE_ERRORS | PROXY_WORKER_GENERIC;
     if (ap_proxy_initialize_worker(hc, s, p) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     "BBS0021: cannot initialise probing of %s",
+                     BBSLOGNO(0021) "cannot initialise probing of %s",
                      bbs_wname(w));
         return NULL;
     }

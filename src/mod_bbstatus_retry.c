@@ -30,7 +30,12 @@
 #include "http_request.h"
 #include "util_filter.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_config.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_probe.h"
+#include "mod_bbstatus_wake.h"
+#include "mod_bbstatus_retry.h"
 
 #define FILTER_NAME "BBSTATUS_RETRY"
 #define NOTE_INNER "bbstatus-retry-inner"
@@ -179,8 +184,8 @@ static int leaving(request_rec *r, proxy_worker *worker)
         bbs_decide(&set.rules, &pr.answer, &res);
         out = res.verdict == BBS_BLOCK
               || pr.answer.transport == BBS_TX_REFUSED;
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "BBS0090: %s member %s answered %d; probed at once: "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, BBSLOGNO(0090)
+                      "%s member %s answered %d; probed at once: "
                       "%s, %s (%" APR_TIME_T_FMT " us): %s",
                       worker->balancer->s->name, bbs_wname(worker),
                       r->status, bbs_verdict_name(res.verdict), res.reason,

@@ -7,11 +7,6 @@
  * survive graceful restarts and a checking child that goes away; they are
  * gone with the parent, so nothing is left behind after a stop.
  *
- * A small segment, made once, holds the checker's lease: the child that
- * renews it every tick checks; when it stops renewing (it exits, is
- * killed, or is shutting down), another child takes it over, whichever
- * generation it belongs to.
- *
  * The records live in a segment made afresh for every generation: its
  * post_config copies the records of the members it configures from the
  * previous one, and the parent lets the previous one go. Members no longer
@@ -38,9 +33,11 @@
 #include "apr_strings.h"
 #include "apr_thread_proc.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_config.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
 
-#define SHM_USERDATA "mod_bbstatus-shm"
+#define SHM_USERDATA "mod_bbstatus-records"
 #define SLOT_FREE 0
 #define SLOT_CLAIMING 1
 #define SLOT_USED 2
@@ -66,22 +63,10 @@ struct bbs_slot_t {
     bbs_record_t rec;
 };
 
-/* The checker's lease: owner pid in the high half, last renewal in 10 ms
- * units in the low half, one word so that it changes hands atomically;
- * next to it the generation of its holder. */
-typedef struct {
-    volatile apr_uint64_t lease;
-    volatile apr_uint32_t lease_generation;
-    apr_uint32_t generations; /* counted by the parent */
-    char pad[48];
-} header_t;
-
 /* Kept in the process pool across generations; each generation's
  * children get their own copy at fork, so the parent may replace the
  * records while older children still use theirs. */
 typedef struct {
-    apr_shm_t *lease_shm;
-    header_t *header;
     apr_shm_t *shm;     /* this generation's records */
     bbs_slot_t *slots;
     apr_size_t n;
@@ -89,7 +74,6 @@ typedef struct {
 
 /* Set in the parent before children fork; read-only afterwards. */
 static segment_t *seg;
-static apr_uint32_t generation;
 /* Which server's balancer owns a members array (see owner_of); built with
  * seg, read-only afterwards. */
 static apr_hash_t *owners;
@@ -216,51 +200,6 @@ void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec)
     }
     memcpy(&slot->rec, rec, sizeof(*rec));
     apr_atomic_inc32(&slot->seq);
-}
-
-int bbs_shm_lease(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
-{
-    apr_uint64_t cur, mine;
-    apr_uint32_t owner, beat, t = (apr_uint32_t)(now / 10000);
-
-    if (!seg) {
-        return 0;
-    }
-    cur = bbs_atomic_read64(&seg->header->lease);
-    owner = (apr_uint32_t)(cur >> 32);
-    beat = (apr_uint32_t)cur;
-    /* A child of a newer generation takes the lease at once: the holder
-     * checks members of a configuration that is gone, and is on its way
-     * out (mod_watchdog stops its ticks without a word to the callback
-     * when the MPM stops the child), so waiting for the lease to expire
-     * would leave new members unchecked for that long. */
-    if (owner != me && owner != 0
-        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl
-        && (apr_int32_t)(apr_atomic_read32(&seg->header->lease_generation)
-                         - generation) >= 0) {
-        return 0;
-    }
-    mine = ((apr_uint64_t)me << 32) | t;
-    if (bbs_atomic_cas64(&seg->header->lease, mine, cur) != cur) {
-        return 0;
-    }
-    if (owner != me) {
-        apr_atomic_set32(&seg->header->lease_generation, generation);
-    }
-    return 1;
-}
-
-void bbs_shm_lease_release(apr_uint32_t me)
-{
-    apr_uint64_t cur;
-
-    if (!seg) {
-        return;
-    }
-    cur = bbs_atomic_read64(&seg->header->lease);
-    if ((apr_uint32_t)(cur >> 32) == me) {
-        bbs_atomic_cas64(&seg->header->lease, 0, cur);
-    }
 }
 
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec)
@@ -419,15 +358,6 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     apr_pool_userdata_get((void **)&sg, SHM_USERDATA, ppool);
     if (!sg) {
         sg = apr_pcalloc(ppool, sizeof(*sg));
-        rv = apr_shm_create(&sg->lease_shm, sizeof(header_t), NULL, ppool);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                         "BBS0002: cannot create shared memory for the "
-                         "checker's lease");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        sg->header = apr_shm_baseaddr_get(sg->lease_shm);
-        memset(sg->header, 0, sizeof(header_t));
         apr_pool_userdata_set(sg, SHM_USERDATA, apr_pool_cleanup_null,
                               ppool);
     }
@@ -437,7 +367,7 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     rv = apr_shm_create(&sg->shm, need * sizeof(bbs_slot_t), NULL, ppool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0002: cannot create shared memory for %"
+                     BBSLOGNO(0002) "cannot create shared memory for %"
                      APR_SIZE_T_FMT " member records", need);
         sg->shm = old_shm;
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -446,7 +376,6 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
     sg->n = need;
     memset(sg->slots, 0, need * sizeof(bbs_slot_t));
     seg = sg;
-    generation = ++sg->header->generations;
     owners = apr_hash_make(pconf);
     bbs_each_balancer(s, note_owner, pconf);
     /* only here, in the parent before any child of this generation
@@ -457,8 +386,8 @@ int bbs_shm_post_config(apr_pool_t *pconf, server_rec *s)
         /* unmaps the parent's view only: older children keep theirs */
         apr_shm_destroy(old_shm);
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "BBS0003: shared records for %" APR_SIZE_T_FMT " members",
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, BBSLOGNO(0003)
+                 "shared records for %" APR_SIZE_T_FMT " members",
                  need);
     return OK;
 }

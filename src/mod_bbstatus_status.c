@@ -20,8 +20,8 @@
 #include "http_protocol.h"
 #include "mod_status.h"
 
-#include "mod_bbstatus_private.h"
 #include "mod_bbstatus_view.h"
+#include "mod_bbstatus_status.h"
 
 /* Bytes kept as they are in ?auto values; the rest becomes %XX, so that
  * '+' stays a plus for a form decoder too. */

@@ -25,7 +25,8 @@
 #include "apr_lib.h"
 #include "apr_strings.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_sticky.h"
 
 #define BALANCER_SCHEME "balancer://"
 
@@ -245,8 +246,8 @@ int bbs_sticky_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     rv = ap_proxy_pre_request(worker, &copy, r, conf, url);
     *balancer = b;
 
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                  "BBS0070: %s: route %s names %s, held in standby while a "
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, BBSLOGNO(0070)
+                  "%s: route %s names %s, held in standby while a "
                   "better member is usable; chose %s",
                   b->s->name, route, bbs_wname(target),
                   *worker ? bbs_wname(*worker) : "none");

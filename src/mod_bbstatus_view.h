@@ -3,12 +3,14 @@
  */
 /*
  * One row per balancer member as the diagnostics show it, gathered once
- * per request for the handler and the server-status section alike.
+ * per request for the handler and the server-status section alike
+ * (mod_bbstatus_view.c).
  */
 #ifndef MOD_BBSTATUS_VIEW_H
 #define MOD_BBSTATUS_VIEW_H
 
 #include "mod_bbstatus_private.h"
+#include "mod_bbstatus_shm.h"
 
 typedef struct {
     proxy_balancer *balancer;
@@ -27,5 +29,7 @@ typedef struct {
 /* Every member of every balancer of r's virtual host, in order. */
 apr_array_header_t *bbs_view_collect(request_rec *r);
 const char *bbs_view_decision(const bbs_row *row);
+/* RFC 3339 in UTC with milliseconds, as every format shows times. */
+const char *bbs_view_time(apr_pool_t *p, apr_time_t t);
 
 #endif /* MOD_BBSTATUS_VIEW_H */

@@ -27,7 +27,7 @@
 #include "apr_poll.h"
 #include "apr_thread_proc.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_wake.h"
 
 #define WAKE_USERDATA "mod_bbstatus-wake"
 /* how long the thread waits before it looks whether it must stop */
@@ -67,7 +67,7 @@ void bbs_wake_post_config(server_rec *s)
     rv = apr_file_pipe_create_ex(&wp->rd, &wp->wr, APR_FULL_NONBLOCK, pp);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                     "BBS0080: no wake-up pipe; members whose requests "
+                     BBSLOGNO(0080) "no wake-up pipe; members whose requests "
                      "fail are re-probed at the next tick (100 ms)");
         wake_pipe = NULL;
         return;
@@ -156,8 +156,8 @@ bbs_wake_t *bbs_wake_start(apr_pool_t *p, apr_thread_mutex_t *lock,
     w->baton = baton;
     rv = apr_thread_create(&w->thread, NULL, wake_main, w, p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                     "BBS0081: no wake-up thread; members whose requests "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, BBSLOGNO(0081)
+                     "no wake-up thread; members whose requests "
                      "fail are re-probed at the next tick (100 ms)");
         return NULL;
     }

@@ -2,28 +2,22 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * The checker: a mod_watchdog callback that every tick walks the
- * balancers, keeps BBSTATUS members parked away from mod_proxy_hcheck, and
- * hands each member that is due to a thread pool, so a hanging node only
- * ever holds its own check. What the checker keeps in process memory is
- * rebuilt from the configuration and the shared records when another
- * child takes over.
+ * Which child checks: a mod_watchdog callback that runs every tick in
+ * every child and starts or stops the checker (mod_bbstatus_checker.c).
  *
  * One child checks at a time: the one holding the lease in shared memory
- * (bbs_shm_lease). The callback runs in every child; the checking child
- * renews the lease every tick, the others try to take it, which they can
- * once it has not been renewed for LEASE_TTL. A child that is shutting
- * down stops getting ticks from mod_watchdog long before it exits, and a
- * killed one releases nothing: either way another child goes on within
- * LEASE_TTL. (A mod_watchdog singleton or a process lock would leave the
- * members unchecked until the old child is gone, or ten seconds more.)
+ * (mod_bbstatus_lease.c). The checking child renews the lease every tick,
+ * the others try to take it, which they can once it has not been renewed
+ * for LEASE_TTL. A child that is shutting down stops getting ticks from
+ * mod_watchdog long before it exits, and a killed one releases nothing:
+ * either way another child goes on within LEASE_TTL. (A mod_watchdog
+ * singleton or a process lock would leave the members unchecked until the
+ * old child is gone, or ten seconds more.)
  *
- * Threads: the watchdog thread owns the checker and every member's
- * schedule; a pool thread owns a member (its pool, probe worker and last
- * record) from the moment the watchdog thread marks it busy until the
- * pool thread clears the mark. mod_watchdog may call the callback with
- * STOPPING from a pool cleanup while its thread still runs, so the
- * callback's states are serialized by a per-process lock.
+ * mod_watchdog may call the callback with STOPPING from a pool cleanup
+ * while its thread still runs, so the callback's states, and everything
+ * the checker does from the watchdog thread, are serialized by a
+ * per-process lock.
  *
  * A child exits by destroying pchild first and only then (at exit) the
  * pconf subpool whose cleanup joins mod_watchdog's thread, which keeps
@@ -31,718 +25,69 @@
  * everything a tick or a probe touches still exists, and from then on the
  * callback does nothing; the lock lives in pconf so that it outlives the
  * watchdog thread.
- *
- * The thread pool is made once per process and never destroyed: with
- * apr-util 1.6, apr_thread_pool_destroy() frees the pool's memory while
- * its threads are still exiting through it (children died in
- * apr_allocator_destroy() right after it). A stopping checker waits for
- * its checks in flight instead; idle pool threads hold nothing of ours.
  */
-#include <string.h>
-
-#include "apr_atomic.h"
-#include "apr_hash.h"
-#include "apr_strings.h"
-#include "apr_thread_pool.h"
+#include "apr_thread_mutex.h"
 #include "mod_watchdog.h"
 
-#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_config.h"
+#include "mod_bbstatus_lease.h"
+#include "mod_bbstatus_park.h"
+#include "mod_bbstatus_flags.h"
+#include "mod_bbstatus_checker.h"
+#include "mod_bbstatus_watchdog.h"
 
 #define WATCHDOG_NAME "_bbstatus_"
 #define LEASE_TTL apr_time_from_msec(500)
 
-typedef struct checker_t checker_t;
-
 typedef struct {
-    proxy_balancer_shared *key; /* hash key: the same for vhost copies */
-    proxy_balancer *b;
+    bbs_checker_t *ck;
     server_rec *s;
-    ap_conf_vector_t *dir_config; /* what requests to the balancer get */
-    bbs_settings set;
-    apr_array_header_t *members; /* member_t *, BBSTATUS or not */
-    volatile apr_uint32_t panic;
-    volatile apr_uint32_t checked; /* a check ended since the last judge */
-    apr_time_t judged;             /* when panic was last judged */
-    apr_pool_t *pool;
-    bbs_panic_member_t *judge;     /* room for judging panic */
-    int judge_cap;
-} balancer_t;
-
-typedef struct {
-    proxy_worker_shared *key;   /* hash key */
-    checker_t *ck;
-    balancer_t *bal;
-    proxy_worker *w;
-    bbs_slot_t *slot;
-    apr_pool_t *pool;       /* unmanaged: used by one thread at a time */
-    proxy_worker *hc;       /* private worker the probes connect through */
-    const char *path;
-    const char *probe_url;
-    apr_time_t due;
-    apr_time_t launched;    /* due time of the check in flight */
-    apr_time_t last_reprobe;
-    apr_interval_time_t interval; /* hcinterval the due time is from */
-    int in_error;           /* PROXY_WORKER_IN_ERROR seen last tick */
-    volatile apr_uint32_t busy;
-    bbs_record_t rec;       /* last record written, owned like the pool */
-} member_t;
-
-struct checker_t {
-    apr_pool_t *pool;
-    server_rec *s;
-    apr_hash_t *members;    /* by worker shared record */
-    apr_hash_t *balancers;  /* by balancer shared record */
-    apr_hash_t *unrecorded; /* members found no record for, said once */
-    apr_array_header_t *order; /* balancer_t *, in configuration order */
-    apr_thread_pool_t *tp;     /* for the life of the process, see top */
-    int threads;
     apr_thread_mutex_t *lock;  /* serializes the callback, per process */
-    bbs_wake_t *wake;          /* runs wake_up on early probe requests */
     int leader;                /* this process holds the lease */
     int closed;                /* stopped for good: this process exits */
-};
+} leader_t;
 
 /* Set in the parent at post_config, before children exist. */
 static ap_watchdog_t *watchdog;
-static checker_t *the_checker;
+static leader_t *the_leader;
 
-/* The configuration generation plus one, so that 0 in a slot means "no
- * flags set yet". Set in the parent at post_config, before children. */
-static apr_uint32_t generation;
-/* Members the configuration makes hot standby (status=+H), by worker;
- * filled in the parent before mod_proxy_balancer mixes the configured
- * flags with those of the last generation, read-only afterwards. */
-static apr_hash_t *config_standby;
-/* Set in a child of an older generation once it meets a member that a
- * newer one holds: it stops checking, so the lease goes to a new child. */
-static volatile apr_uint32_t outdated;
-
-static void note_config_standby(proxy_balancer *b, proxy_worker *w,
-                                void *baton)
+static void give_up_lead(leader_t *ld)
 {
-    (void)b;
-    if (PROXY_WORKER_IS_STANDBY(w)) {
-        /* keyed by the worker's address, which stays for the generation */
-        proxy_worker **key = apr_palloc(baton, sizeof(*key));
-        *key = w;
-        apr_hash_set(config_standby, key, sizeof(*key), w);
-    }
-}
-
-int bbs_watchdog_config_flags(apr_pool_t *pconf, apr_pool_t *plog,
-                              apr_pool_t *ptemp, server_rec *s)
-{
-    (void)plog;
-    (void)ptemp;
-    config_standby = apr_hash_make(pconf);
-    bbs_each_member(s, note_config_standby, pconf);
-    return OK;
-}
-
-int bbs_decision_from(apr_uint32_t flags, int checked)
-{
-    bbs_member_t st;
-
-    memset(&st, 0, sizeof(st));
-    st.checked = checked;
-    st.down = (flags & BBS_SLOT_DOWN) != 0;
-    st.standby = (flags & BBS_SLOT_STANDBY_STATE) != 0;
-    return bbs_policy_decision(&st, (flags & BBS_SLOT_PANIC) != 0);
-}
-
-static unsigned worker_flags(const proxy_worker *w)
-{
-    return (PROXY_WORKER_IS_STANDBY(w) ? BBS_WF_STBY : 0)
-           | (PROXY_WORKER_IS_HCFAILED(w) ? BBS_WF_HCFL : 0)
-           | (PROXY_WORKER_IS_ERROR(w) ? BBS_WF_ERROR : 0);
-}
-
-static void set_worker_flags(proxy_worker *w, unsigned bits, int on)
-{
-    if (bits & BBS_WF_STBY) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HOT_STANDBY_FLAG, on, w);
-    }
-    if (bits & BBS_WF_HCFL) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, on, w);
-    }
-    if (bits & BBS_WF_ERROR) {
-        ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, on, w);
-    }
-}
-
-#define SLOT_STATE (BBS_SLOT_DOWN | BBS_SLOT_FAILED | BBS_SLOT_STANDBY_STATE \
-                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED)
-
-/* What the module knows of a member lives in the worker's counters and
- * the slot's flags, so that a checker taking over goes on with it. */
-static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
-                       bbs_member_t *st)
-{
-    apr_uint32_t f = bbs_shm_flags(slot);
-
-    memset(st, 0, sizeof(*st));
-    st->pcount = w->s->pcount;
-    st->fcount = w->s->fcount;
-    st->down = (f & BBS_SLOT_DOWN) != 0;
-    st->failed = (f & BBS_SLOT_FAILED) != 0;
-    st->standby = (f & BBS_SLOT_STANDBY_STATE) != 0;
-    st->checked = checked;
-    st->owned = ((f & BBS_SLOT_STANDBY) ? BBS_WF_STBY : 0)
-                | ((f & BBS_SLOT_HCFL) ? BBS_WF_HCFL : 0);
-    st->yielded = (f & BBS_SLOT_YIELDED) != 0;
-    st->gen = bbs_shm_gen(slot);
-}
-
-static apr_uint32_t state_bits(const bbs_member_t *st)
-{
-    return (st->down ? BBS_SLOT_DOWN : 0)
-           | (st->failed ? BBS_SLOT_FAILED : 0)
-           | (st->standby ? BBS_SLOT_STANDBY_STATE : 0)
-           | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_STANDBY : 0)
-           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0)
-           | (st->yielded ? BBS_SLOT_YIELDED : 0);
-}
-
-/* Runs the member rules (bbs_policy.c) after a check r, or with r NULL to
- * re-apply what the member's state says, and applies their answer to the
- * worker and the slot. set may be NULL for a member that is no longer
- * BBSTATUS. */
-static void step(proxy_worker *w, bbs_slot_t *slot, const bbs_settings *set,
-                 int checked, const bbs_result_t *r, apr_time_t now)
-{
-    bbs_member_t prev;
-    bbs_policy_in in;
-    bbs_policy_out out;
-
-    load_state(w, slot, checked, &prev);
-    memset(&in, 0, sizeof(in));
-    in.verdict = r ? (int)r->verdict : BBS_NO_CHECK;
-    in.standby = r ? r->standby : 0;
-    in.passes = w->s->passes;
-    in.fails = w->s->fails;
-    in.fast_block = set ? set->fast_block : 0;
-    in.panic = bbs_shm_flag(slot, BBS_SLOT_PANIC, BBS_FLAG_GET);
-    in.ours = set && bbs_method_is(w);
-    in.wflags = worker_flags(w);
-    in.admin = (bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR)
-                || (config_standby
-                    && apr_hash_get(config_standby, &w, sizeof(w))))
-                   ? BBS_WF_STBY
-                   : 0;
-    in.gen = generation;
-    bbs_policy_step(&prev, &in, &out);
-    if (out.next.gen != generation) {
-        apr_atomic_set32(&outdated, 1);
-        return; /* a newer generation holds the member */
-    }
-    set_worker_flags(w, out.set, 1);
-    set_worker_flags(w, out.clear, 0);
-    if (in.ours) {
-        w->s->pcount = out.next.pcount;
-        w->s->fcount = out.next.fcount;
-        if (out.error_time) {
-            w->s->error_time = now;
-        }
-    }
-    bbs_shm_set_flags(slot, SLOT_STATE, state_bits(&out.next));
-    bbs_shm_set_gen(slot, generation);
-}
-
-static int note_decision(member_t *m, apr_time_t now);
-
-static void record_check(member_t *m, const bbs_probe_result *pr,
-                         const bbs_result_t *r, apr_time_t now)
-{
-    bbs_record_t *rec = &m->rec;
-
-    if (rec->checked_at) {
-        rec->last_interval = now - rec->checked_at;
-    }
-    rec->checked_at = now;
-    rec->latency = pr->latency;
-    rec->checks++;
-    if (r->verdict == BBS_FAIL) {
-        rec->failures++;
-    }
-    rec->verdict = r->verdict;
-    rec->has_state = r->has_state;
-    apr_cpystrn(rec->state, r->has_state ? r->state : "", sizeof(rec->state));
-    apr_cpystrn(rec->reason, r->reason, sizeof(rec->reason));
-    rec->transport = pr->answer.transport;
-    rec->http_status = pr->answer.transport == BBS_TX_OK
-                           ? pr->answer.http_status
-                           : 0;
-    apr_cpystrn(rec->probe_url, m->probe_url, sizeof(rec->probe_url));
-    note_decision(m, now);
-    bbs_shm_write(m->slot, rec);
-}
-
-/* Records and logs a change of decision; the caller writes the record.
- * Called by whoever owns the member: its check, or the watchdog thread
- * between checks. */
-static int note_decision(member_t *m, apr_time_t now)
-{
-    char code[16];
-    bbs_record_t *rec = &m->rec;
-    int before = rec->decision, after;
-
-    after = rec->decision = bbs_decision_from(bbs_shm_flags(m->slot),
-                                              rec->checks > 0);
-    if (after != before) {
-        bbs_change_t *c = &rec->history[rec->history_len % BBS_HISTORY];
-
-        c->at = now;
-        c->from = before;
-        c->to = after;
-        apr_cpystrn(c->state, rec->state, sizeof(c->state));
-        apr_cpystrn(c->reason, rec->reason, sizeof(c->reason));
-        rec->history_len++;
-        rec->changed_at = now;
-        apr_snprintf(code, sizeof(code), "%d", rec->http_status);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, m->bal->s,
-                     "BBS0010: %s member %s: %s -> %s (state %s, %s): %s",
-                     m->bal->b->s->name, bbs_wname(m->w),
-                     bbs_decision_name(before), bbs_decision_name(after),
-                     rec->has_state ? rec->state : "none",
-                     rec->http_status ? code
-                                      : bbs_transport_name(
-                                            (bbs_transport_e)rec->transport),
-                     rec->reason);
-        return 1;
-    }
-    return 0;
-}
-
-static apr_interval_time_t interval_of(const member_t *m)
-{
-    apr_interval_time_t iv = m->w->s->interval;
-    apr_interval_time_t fast = m->bal->set.fast_interval;
-
-    if (fast && fast < iv && (m->w->s->pcount > 0 || m->w->s->fcount > 0)) {
-        return fast;
-    }
-    return iv;
-}
-
-static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
-{
-    member_t *m = data;
-    apr_pool_t *p;
-    bbs_probe_result pr;
-    bbs_result_t r;
-    apr_time_t now;
-
-    apr_pool_create(&p, m->pool);
-    bbs_probe_run(m->hc, m->path, m->bal->s, m->bal->dir_config,
-                  &m->bal->set, p, thread, &pr);
-    bbs_decide(&m->bal->set.rules, &pr.answer, &r);
-    now = apr_time_now();
-    step(m->w, m->slot, &m->bal->set, 1, &r, now);
-    record_check(m, &pr, &r, now);
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s,
-                 "BBS0011: checked %s member %s: %s, %s (%" APR_TIME_T_FMT
-                 " us, passes %d/%d, fails %d/%d)",
-                 m->bal->b->s->name, bbs_wname(m->w),
-                 bbs_verdict_name(r.verdict), r.reason, pr.latency,
-                 m->w->s->pcount, m->w->s->passes, m->w->s->fcount,
-                 m->w->s->fails);
-    apr_pool_destroy(p);
-    m->interval = m->w->s->interval;
-    m->due = m->launched + interval_of(m);
-    apr_atomic_set32(&m->bal->checked, 1);
-    apr_atomic_set32(&m->busy, 0);
-    return NULL;
-}
-
-static balancer_t *balancer_of(checker_t *ck, proxy_balancer *b,
-                               server_rec *s)
-{
-    /* keyed by the address of the shared record, not by its bytes */
-    balancer_t *bal = apr_hash_get(ck->balancers, &b->s, sizeof(b->s));
-
-    if (!bal) {
-        bal = apr_pcalloc(ck->pool, sizeof(*bal));
-        bal->key = b->s;
-        bal->b = b;
-        bal->pool = ck->pool;
-        bal->checked = 1;
-        bal->s = s;
-        bal->members = apr_array_make(ck->pool, 4, sizeof(member_t *));
-        bal->dir_config = bbs_balancer_dir_config(ck->pool, s, b);
-        bbs_settings_for(&bal->set, bal->dir_config);
-        apr_hash_set(ck->balancers, &bal->key, sizeof(bal->key), bal);
-        APR_ARRAY_PUSH(ck->order, balancer_t *) = bal;
-    }
-    return bal;
-}
-
-static apr_uint32_t spread(const char *key, apr_uint32_t range)
-{
-    return range ? bbs_hash(key) % range : 0;
-}
-
-static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
-                           apr_time_t now)
-{
-    member_t *m = apr_hash_get(ck->members, &w->s, sizeof(w->s));
-    bbs_slot_t *slot;
-
-    if (m) {
-        return m;
-    }
-    slot = bbs_shm_member(bal->b, w, 1);
-    if (!slot) {
-        if (!apr_hash_get(ck->unrecorded, &w->s, sizeof(w->s))) {
-            apr_hash_set(ck->unrecorded, &w->s, sizeof(w->s), w);
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, bal->s,
-                         "BBS0061: %s member %s is not checked: all %"
-                         APR_SIZE_T_FMT " shared records are taken; a "
-                         "graceful restart sizes them for the members "
-                         "configured and BalancerGrowth",
-                         bal->b->s->name, bbs_wname(w),
-                         bbs_shm_capacity());
-        }
-        return NULL;
-    }
-    m = apr_pcalloc(ck->pool, sizeof(*m));
-    m->key = w->s;
-    m->ck = ck;
-    m->bal = bal;
-    m->w = w;
-    m->slot = slot;
-    apr_pool_create_unmanaged_ex(&m->pool, NULL, NULL);
-    m->path = bbs_probe_path(m->pool, w);
-    m->probe_url = bbs_probe_url(m->pool, w);
-    if (!bbs_shm_read(slot, &m->rec)) {
-        memset(&m->rec, 0, sizeof(m->rec));
-    }
-    /* A checker taking over goes on from the last check in the shared
-     * record. The very first checks are spread over the first interval,
-     * so a start does not fire every probe of a large farm in one tick. */
-    m->interval = w->s->interval;
-    if (m->rec.checked_at) {
-        m->due = m->rec.checked_at + w->s->interval;
-    }
-    else {
-        m->due = now + spread(bbs_wname(w),
-                              (apr_uint32_t)apr_time_as_msec(
-                                  w->s->interval))
-                           * APR_TIME_C(1000);
-    }
-    apr_hash_set(ck->members, &m->key, sizeof(m->key), m);
-    APR_ARRAY_PUSH(bal->members, member_t *) = m;
-    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, bal->s,
-                 "BBS0012: %s member %s: first check in %" APR_TIME_T_FMT
-                 " ms, probing %s", bal->b->s->name, bbs_wname(w),
-                 apr_time_as_msec(m->due - now), m->probe_url);
-    return m;
-}
-
-static void schedule(checker_t *ck, member_t *m, apr_time_t now)
-{
-    int in_error = PROXY_WORKER_IS_ERROR(m->w) != 0;
-
-    /* mod_proxy put the member in error (a refused connect, say) on a
-     * request it then failed over to another member: post_request only
-     * saw that other member, so ask for the probe here */
-    if (in_error && !m->in_error) {
-        bbs_shm_request_probe(m->slot);
-    }
-    m->in_error = in_error;
-    if (apr_atomic_read32(&m->busy)) {
-        /* a re-probe request waits until the running probe is done */
-        return;
-    }
-    if (m->w->s->interval != m->interval) {
-        /* hcinterval changed in balancer-manager: the next check is due
-         * one new interval after the last one, not at the old due time,
-         * and the schedule goes on from there */
-        m->interval = m->w->s->interval;
-        m->due = (m->rec.checked_at ? m->rec.checked_at : now)
-                 + interval_of(m);
-        if (m->due < now) {
-            m->due = now;
-        }
-    }
-    /* a request for a probe waits, set, until the re-probe interval since
-     * the last one has passed: a storm of failures yields one probe per
-     * interval, and none is lost */
-    if (m->bal->set.reprobe > 0
-        && now - m->last_reprobe >= m->bal->set.reprobe
-        && bbs_shm_take_probe_request(m->slot)) {
-        m->last_reprobe = now;
-        m->due = now;
-    }
-    if (now < m->due) {
-        return;
-    }
-    if (!m->hc) {
-        m->hc = bbs_probe_worker_create(m->w, m->bal->s, &m->bal->set,
-                                        m->pool);
-        if (!m->hc) {
-            m->due = now + m->w->s->interval;
-            return;
-        }
-    }
-    /* the check sets the next due time from this one, with the counts
-     * it leaves (BBStatusFastInterval); after a stall, from now */
-    m->launched = (now - m->due < m->w->s->interval) ? m->due : now;
-    apr_atomic_set32(&m->busy, 1);
-    if (!ck->tp || apr_thread_pool_push(ck->tp, check_member, m,
-                                        APR_THREAD_TASK_PRIORITY_NORMAL,
-                                        NULL) != APR_SUCCESS) {
-        check_member(NULL, m);
-    }
-}
-
-/* Panic: when every member of a balancer is out only because its checks
- * failed (none said it is going away), the checks are more likely wrong
- * than the whole cluster; keep routing and say so, once. */
-static void judge_panic(balancer_t *bal, apr_time_t now)
-{
-    apr_array_header_t *ws = bal->b->workers;
-    int i, n = 0, panic;
-
-    /* only a check, or a flag an administrator or mod_proxy_hcheck set on
-     * another member, changes the answer: judge after checks, and at
-     * least every second for the rest */
-    if (!apr_atomic_xchg32(&bal->checked, 0)
-        && now - bal->judged < apr_time_from_sec(1)) {
-        return;
-    }
-    bal->judged = now;
-
-    if (bal->judge_cap < ws->nelts + bal->members->nelts) {
-        /* grows only with members added in balancer-manager */
-        bal->judge_cap = ws->nelts + bal->members->nelts;
-        bal->judge = apr_palloc(bal->pool, bal->judge_cap
-                                               * sizeof(*bal->judge));
-    }
-    for (i = 0; i < ws->nelts; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(ws, i, proxy_worker *);
-        if (!bbs_method_is(w)) {
-            bbs_panic_member_t *pm = &bal->judge[n++];
-            memset(pm, 0, sizeof(*pm));
-            pm->excluded = PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED
-                                                  | PROXY_WORKER_STOPPED);
-            pm->usable = PROXY_WORKER_IS_USABLE(w);
-        }
-    }
-    for (i = 0; i < bal->members->nelts; ++i) {
-        member_t *m = APR_ARRAY_IDX(bal->members, i, member_t *);
-        bbs_panic_member_t *pm = &bal->judge[n++];
-        apr_uint32_t f = bbs_shm_flags(m->slot);
-
-        memset(pm, 0, sizeof(*pm));
-        pm->ours = bbs_method_is(m->w);
-        pm->excluded = !pm->ours
-                       || PROXY_WORKER_IS(m->w, PROXY_WORKER_DISABLED
-                                                    | PROXY_WORKER_STOPPED);
-        pm->down = (f & BBS_SLOT_DOWN) != 0;
-        pm->failed = (f & BBS_SLOT_FAILED) != 0;
-    }
-    panic = bbs_policy_panic(bal->judge, n, bal->set.panic);
-    if (panic != (int)apr_atomic_read32(&bal->panic)) {
-        apr_atomic_set32(&bal->panic, (apr_uint32_t)panic);
-        if (panic) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, bal->s,
-                         "BBS0030: %s: every member failed its checks and "
-                         "none said it is stopping; routing to all of them "
-                         "until one passes (BBStatusPanic)", bal->b->s->name);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, bal->s,
-                         "BBS0031: %s: panic over, the checks decide again",
-                         bal->b->s->name);
-        }
-    }
-    for (i = 0; i < bal->members->nelts; ++i) {
-        member_t *m = APR_ARRAY_IDX(bal->members, i, member_t *);
-        bbs_shm_flag(m->slot, BBS_SLOT_PANIC, panic ? BBS_FLAG_SET
-                                                    : BBS_FLAG_CLEAR);
-        /* an idle member belongs to this thread until it is handed to a
-         * probe again; a busy one is settled by its check. This also
-         * re-applies every member's flags at a new generation's first
-         * tick, as mod_proxy rebuilt them from the configuration. */
-        if (bbs_method_is(m->w) && !apr_atomic_read32(&m->busy)) {
-            step(m->w, m->slot, &m->bal->set, m->rec.checks > 0, NULL, now);
-            if (note_decision(m, now)) {
-                bbs_shm_write(m->slot, &m->rec);
-            }
-        }
-    }
-}
-
-typedef struct {
-    checker_t *ck;
-    apr_time_t now;
-} tick_t;
-
-/* Whether a check of w, started while it was BBSTATUS, is in flight. */
-static int busy_member(checker_t *ck, proxy_worker *w)
-{
-    member_t *m = apr_hash_get(ck->members, &w->s, sizeof(w->s));
-
-    return m && apr_atomic_read32(&m->busy);
-}
-
-static void tick_balancer(server_rec *s, proxy_server_conf *conf,
-                          proxy_balancer *b, void *baton)
-{
-    tick_t *t = baton;
-    balancer_t *bal;
-    int k;
-
-    /* members added in balancer-manager; the balancer's own lock, as its
-     * request path takes it for the same call */
-    if (b->s->wupdated > b->wupdated && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
-        ap_proxy_sync_balancer(b, s, conf);
-        PROXY_THREAD_UNLOCK(b);
-    }
-    bal = balancer_of(t->ck, b, s);
-    if (bal->b != b) {
-        return; /* a virtual host's copy of a balancer seen already */
-    }
-    for (k = 0; k < b->workers->nelts; ++k) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
-        member_t *m = bbs_method_is(w) ? member_of(t->ck, bal, w, t->now)
-                                       : NULL;
-
-        bbs_slot_t *slot = m ? m->slot : bbs_shm_member(b, w, 0);
-
-        bbs_method_park(w, slot, t->now);
-        if (m && !PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
-            schedule(t->ck, m, t->now);
-        }
-        else if (!m && slot
-                 && (bbs_shm_flags(slot) & (BBS_SLOT_STANDBY | BBS_SLOT_HCFL))
-                 && !busy_member(t->ck, w)) {
-            /* switched to another hcmethod: give back what was set here */
-            step(w, slot, NULL, 0, NULL, t->now);
-        }
-    }
-}
-
-static void tick(checker_t *ck)
-{
-    tick_t t;
-    int i;
-
-    t.ck = ck;
-    t.now = apr_time_now();
-    bbs_each_balancer(ck->s, tick_balancer, &t);
-    for (i = 0; i < ck->order->nelts; ++i) {
-        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *), t.now);
-    }
-}
-
-/* Early probe requests between ticks (mod_bbstatus_wake.c), under the
- * callback's lock: what a tick does for members already known. */
-static void wake_up(void *data)
-{
-    checker_t *ck = data;
-    apr_time_t now = apr_time_now();
-    apr_hash_index_t *hi;
-
-    if (!ck->leader || !ck->pool || ck->closed) {
-        return;
-    }
-    for (hi = apr_hash_first(NULL, ck->members); hi; hi = apr_hash_next(hi)) {
-        member_t *m = apr_hash_this_val(hi);
-        if (bbs_method_is(m->w) && !PROXY_WORKER_IS(m->w,
-                                                    PROXY_WORKER_STOPPED)) {
-            schedule(ck, m, now);
-        }
-    }
-}
-
-static void checker_start(checker_t *ck)
-{
-    apr_pool_t *tp_pool;
-    apr_status_t rv;
-
-    apr_pool_create_unmanaged_ex(&ck->pool, NULL, NULL);
-    ck->members = apr_hash_make(ck->pool);
-    ck->balancers = apr_hash_make(ck->pool);
-    ck->unrecorded = apr_hash_make(ck->pool);
-    ck->order = apr_array_make(ck->pool, 4, sizeof(balancer_t *));
-    ck->wake = bbs_wake_start(ck->pool, ck->lock, wake_up, ck, ck->s);
-    if (ck->tp) {
-        return;
-    }
-    apr_pool_create_unmanaged_ex(&tp_pool, NULL, NULL);
-    /* all threads from the start: APR adds a thread only when none is
-     * idle, so with fewer, a probe pushed in the same tick as a hanging
-     * one could wait behind it */
-    rv = apr_thread_pool_create(&ck->tp, (apr_size_t)ck->threads,
-                                (apr_size_t)ck->threads, tp_pool);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ck->s,
-                     "BBS0040: no thread pool of %d threads; probes run "
-                     "one after the other", ck->threads);
-        ck->tp = NULL;
-    }
-}
-
-static void checker_stop(checker_t *ck)
-{
-    apr_hash_index_t *hi;
-
-    if (!ck->pool) {
-        return;
-    }
-    bbs_wake_stop(ck->wake);
-    ck->wake = NULL;
-    for (hi = apr_hash_first(NULL, ck->members); hi; hi = apr_hash_next(hi)) {
-        member_t *m = apr_hash_this_val(hi);
-        /* a check in flight or queued owns the member until it ends; each
-         * is bounded by BBStatusTimeout */
-        while (apr_atomic_read32(&m->busy)) {
-            apr_sleep(apr_time_from_msec(10));
-        }
-        apr_pool_destroy(m->pool);
-    }
-    apr_pool_destroy(ck->pool);
-    ck->pool = NULL;
-}
-
-static void give_up_lead(checker_t *ck)
-{
-    checker_stop(ck);
-    if (ck->leader) {
-        ck->leader = 0;
-        bbs_shm_lease_release((apr_uint32_t)getpid());
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ck->s,
-                     "BBS0046: checker stopped in process %" APR_PID_T_FMT,
+    bbs_checker_stop(ld->ck);
+    if (ld->leader) {
+        ld->leader = 0;
+        bbs_lease_release((apr_uint32_t)getpid());
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s, BBSLOGNO(0046)
+                     "checker stopped in process %" APR_PID_T_FMT,
                      getpid());
     }
 }
 
 /* Every tick, in every child: renew or take the lease, and start or stop
  * checking accordingly. */
-static void lead(checker_t *ck)
+static void lead(leader_t *ld)
 {
     int held;
 
-    if (apr_atomic_read32(&outdated)) {
-        give_up_lead(ck);
+    if (bbs_flags_outdated()) {
+        give_up_lead(ld);
         return;
     }
-    held = bbs_shm_lease((apr_uint32_t)getpid(), apr_time_now(), LEASE_TTL);
+    held = bbs_lease_take((apr_uint32_t)getpid(), apr_time_now(), LEASE_TTL);
 
-    if (held && !ck->leader) {
-        ck->leader = 1;
-        checker_start(ck);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ck->s,
-                     "BBS0041: checker started in process %" APR_PID_T_FMT,
+    if (held && !ld->leader) {
+        ld->leader = 1;
+        bbs_checker_start(ld->ck);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ld->s, BBSLOGNO(0041)
+                     "checker started in process %" APR_PID_T_FMT,
                      getpid());
     }
-    else if (!held && ck->leader) {
+    else if (!held && ld->leader) {
         /* another child took over while this one was stalled */
-        ck->leader = 0;
-        checker_stop(ck);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, ck->s,
-                     "BBS0047: process %" APR_PID_T_FMT " lost the checker "
+        ld->leader = 0;
+        bbs_checker_stop(ld->ck);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, ld->s, BBSLOGNO(0047)
+                     "process %" APR_PID_T_FMT " lost the checker "
                      "lease after a stall; another child checks",
                      getpid());
     }
@@ -750,84 +95,60 @@ static void lead(checker_t *ck)
 
 static apr_status_t watchdog_callback(int state, void *data, apr_pool_t *p)
 {
-    checker_t *ck = data;
+    leader_t *ld = data;
 
     (void)p;
-    if (!ck->lock || apr_thread_mutex_lock(ck->lock) != APR_SUCCESS) {
+    if (!ld->lock || apr_thread_mutex_lock(ld->lock) != APR_SUCCESS) {
         return APR_SUCCESS;
     }
-    if (ck->closed) {
+    if (ld->closed) {
         /* a RUNNING call that waited for the lock while the checker
          * stopped must not take the lease and start it again */
-        apr_thread_mutex_unlock(ck->lock);
+        apr_thread_mutex_unlock(ld->lock);
         return APR_EOF;
     }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
         break;
     case AP_WATCHDOG_STATE_RUNNING:
-        lead(ck);
-        if (ck->leader && ck->pool) {
-            tick(ck);
+        lead(ld);
+        if (ld->leader && bbs_checker_running(ld->ck)) {
+            bbs_checker_tick(ld->ck);
         }
         else {
             /* between two leaders (a restart, a takeover) no member may
              * fall back to mod_proxy_hcheck, whichever child runs it */
-            bbs_method_keep_parked(ck->s);
+            bbs_park_keep(ld->s);
         }
         break;
     case AP_WATCHDOG_STATE_STOPPING:
-        give_up_lead(ck);
-        ck->closed = 1;
+        give_up_lead(ld);
+        ld->closed = 1;
         break;
     }
-    apr_thread_mutex_unlock(ck->lock);
+    apr_thread_mutex_unlock(ld->lock);
     return APR_SUCCESS;
 }
 
-static apr_status_t checker_child_exit(void *data)
+static apr_status_t leader_child_exit(void *data)
 {
-    checker_t *ck = data;
+    leader_t *ld = data;
 
-    if (apr_thread_mutex_lock(ck->lock) == APR_SUCCESS) {
-        give_up_lead(ck);
-        ck->closed = 1;
-        apr_thread_mutex_unlock(ck->lock);
+    if (apr_thread_mutex_lock(ld->lock) == APR_SUCCESS) {
+        give_up_lead(ld);
+        ld->closed = 1;
+        apr_thread_mutex_unlock(ld->lock);
     }
     return APR_SUCCESS;
-}
-
-static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
-{
-    bbs_slot_t *slot;
-    bbs_record_t rec;
-
-    if (!bbs_method_is(w)
-        || !(slot = bbs_shm_member(b, w, 0))
-        || !bbs_shm_read(slot, &rec)) {
-        return;
-    }
-    step(w, slot, baton, rec.checks > 0, NULL, apr_time_now());
-}
-
-/* A restart rebuilt every member's flags from the configuration. They get
- * what the members' records say here, in the parent, before the new
- * generation's children serve a request or elect a checker. */
-static void reapply_all(server_rec *s)
-{
-    bbs_settings none;
-
-    memset(&none, 0, sizeof(none));
-    bbs_each_member(s, reapply_member, &none);
 }
 
 void bbs_watchdog_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    checker_t *ck = the_checker;
+    leader_t *ld = the_leader;
 
     (void)s;
-    if (ck && ck->lock) {
-        apr_pool_pre_cleanup_register(pchild, ck, checker_child_exit);
+    if (ld && ld->lock) {
+        apr_pool_pre_cleanup_register(pchild, ld, leader_child_exit);
     }
 }
 
@@ -838,7 +159,7 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback;
     bbs_server_conf *sc = ap_get_module_config(s->module_config,
                                                &bbstatus_module);
-    checker_t *ck;
+    leader_t *ld;
     apr_status_t rv;
 
     (void)plog;
@@ -847,33 +168,32 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     register_callback = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!get_instance || !register_callback) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0001: mod_bbstatus needs mod_watchdog");
+                     BBSLOGNO(0045) "mod_bbstatus needs mod_watchdog");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* not a mod_watchdog singleton: the checker elects itself, see top */
     rv = get_instance(&watchdog, WATCHDOG_NAME, 0, 0, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0042: cannot create the %s watchdog", WATCHDOG_NAME);
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, BBSLOGNO(0042)
+                     "cannot create the %s watchdog", WATCHDOG_NAME);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    generation = (apr_uint32_t)ap_state_query(AP_SQ_CONFIG_GEN) + 1;
-    reapply_all(s);
-    ck = apr_pcalloc(pconf, sizeof(*ck));
-    ck->s = s;
-    ck->threads = sc->threads;
+    bbs_flags_post_config(s);
+    ld = apr_pcalloc(pconf, sizeof(*ld));
+    ld->s = s;
     /* each child gets its own copy of this unlocked mutex at fork */
-    if (apr_thread_mutex_create(&ck->lock, APR_THREAD_MUTEX_DEFAULT, pconf)
+    if (apr_thread_mutex_create(&ld->lock, APR_THREAD_MUTEX_DEFAULT, pconf)
         != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     "BBS0044: no lock for the checker; no child checks");
-        ck->lock = NULL;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, BBSLOGNO(0044)
+                     "no lock for the checker; no child checks");
+        ld->lock = NULL;
     }
-    the_checker = ck;
-    rv = register_callback(watchdog, AP_WD_TM_SLICE, ck, watchdog_callback);
+    ld->ck = bbs_checker_create(pconf, s, sc->threads, ld->lock);
+    the_leader = ld;
+    rv = register_callback(watchdog, AP_WD_TM_SLICE, ld, watchdog_callback);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "BBS0043: cannot register the checker with the %s "
+                     BBSLOGNO(0043) "cannot register the checker with the %s "
                      "watchdog", WATCHDOG_NAME);
         return HTTP_INTERNAL_SERVER_ERROR;
     }

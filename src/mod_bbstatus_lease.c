@@ -1,0 +1,109 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * The checker's lease: a small segment, made once by the parent and
+ * inherited by every child, that outlives graceful restarts. The child
+ * that renews it every tick checks; when it stops renewing (it exits, is
+ * killed, or is shutting down), another child takes it over, whichever
+ * generation it belongs to.
+ */
+#include <string.h>
+
+#include "apr_atomic.h"
+#include "apr_shm.h"
+
+#include "mod_bbstatus_lease.h"
+
+#define LEASE_USERDATA "mod_bbstatus-lease"
+
+/* Owner pid in the high half, last renewal in 10 ms units in the low
+ * half, one word so that it changes hands atomically; next to it the
+ * generation of its holder. */
+typedef struct {
+    volatile apr_uint64_t lease;
+    volatile apr_uint32_t lease_generation;
+    apr_uint32_t generations; /* counted by the parent */
+    char pad[48];
+} header_t;
+
+/* Kept in the process pool across generations. */
+typedef struct {
+    apr_shm_t *shm;
+    header_t *header;
+} segment_t;
+
+/* Set in the parent before children fork; read-only afterwards. */
+static segment_t *seg;
+static apr_uint32_t generation;
+
+int bbs_lease_take(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
+{
+    apr_uint64_t cur, mine;
+    apr_uint32_t owner, beat, t = (apr_uint32_t)(now / 10000);
+
+    if (!seg) {
+        return 0;
+    }
+    cur = bbs_atomic_read64(&seg->header->lease);
+    owner = (apr_uint32_t)(cur >> 32);
+    beat = (apr_uint32_t)cur;
+    /* A child of a newer generation takes the lease at once: the holder
+     * checks members of a configuration that is gone, and is on its way
+     * out (mod_watchdog stops its ticks without a word to the callback
+     * when the MPM stops the child), so waiting for the lease to expire
+     * would leave new members unchecked for that long. */
+    if (owner != me && owner != 0
+        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl
+        && (apr_int32_t)(apr_atomic_read32(&seg->header->lease_generation)
+                         - generation) >= 0) {
+        return 0;
+    }
+    mine = ((apr_uint64_t)me << 32) | t;
+    if (bbs_atomic_cas64(&seg->header->lease, mine, cur) != cur) {
+        return 0;
+    }
+    if (owner != me) {
+        apr_atomic_set32(&seg->header->lease_generation, generation);
+    }
+    return 1;
+}
+
+void bbs_lease_release(apr_uint32_t me)
+{
+    apr_uint64_t cur;
+
+    if (!seg) {
+        return;
+    }
+    cur = bbs_atomic_read64(&seg->header->lease);
+    if ((apr_uint32_t)(cur >> 32) == me) {
+        bbs_atomic_cas64(&seg->header->lease, 0, cur);
+    }
+}
+
+int bbs_lease_post_config(server_rec *s)
+{
+    apr_pool_t *ppool = s->process->pool;
+    segment_t *sg = NULL;
+    apr_status_t rv;
+
+    apr_pool_userdata_get((void **)&sg, LEASE_USERDATA, ppool);
+    if (!sg) {
+        sg = apr_pcalloc(ppool, sizeof(*sg));
+        rv = apr_shm_create(&sg->shm, sizeof(header_t), NULL, ppool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         BBSLOGNO(0008) "cannot create shared memory for the "
+                         "checker's lease");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        sg->header = apr_shm_baseaddr_get(sg->shm);
+        memset(sg->header, 0, sizeof(header_t));
+        apr_pool_userdata_set(sg, LEASE_USERDATA, apr_pool_cleanup_null,
+                              ppool);
+    }
+    seg = sg;
+    generation = ++sg->header->generations;
+    return OK;
+}

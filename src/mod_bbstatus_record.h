@@ -1,0 +1,31 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/* Writing members' records and logging changes of decision
+ * (mod_bbstatus_record.c). */
+#ifndef MOD_BBSTATUS_RECORD_H
+#define MOD_BBSTATUS_RECORD_H
+
+#include "mod_bbstatus_private.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_probe.h"
+
+/* The member a record is of: where it is written and what the log names. */
+typedef struct {
+    server_rec *s;
+    const proxy_balancer *b;
+    const proxy_worker *w;
+    bbs_slot_t *slot;
+    const char *probe_url;
+} bbs_record_of;
+
+/* Adds check r to rec, notes a change of decision and writes rec. */
+void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
+                      const bbs_probe_result *pr, const bbs_result_t *r,
+                      apr_time_t now);
+/* Records and logs a change of decision, 1 if there was one; the caller
+ * writes the record. */
+int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of,
+                    apr_time_t now);
+
+#endif /* MOD_BBSTATUS_RECORD_H */

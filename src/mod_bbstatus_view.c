@@ -1,0 +1,100 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * One row per balancer member as the diagnostics show it, gathered once
+ * per request for the handler and the server-status section alike.
+ */
+#include <string.h>
+
+#include "apr_strings.h"
+
+#include "bbs_policy.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_probe.h"
+#include "mod_bbstatus_flags.h"
+#include "mod_bbstatus_sticky.h"
+#include "mod_bbstatus_view.h"
+
+const char *bbs_view_time(apr_pool_t *p, apr_time_t t)
+{
+    apr_time_exp_t e;
+
+    apr_time_exp_gmt(&e, t);
+    return apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                        e.tm_year + 1900, e.tm_mon + 1, e.tm_mday,
+                        e.tm_hour, e.tm_min, e.tm_sec, e.tm_usec / 1000);
+}
+
+static const char *worker_flags(apr_pool_t *p, const proxy_worker *w)
+{
+    char *s = ap_proxy_parse_wstatus(p, (proxy_worker *)w);
+    apr_size_t n = strlen(s);
+
+    while (n > 0 && s[n - 1] == ' ') {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+apr_array_header_t *bbs_view_collect(request_rec *r)
+{
+    proxy_server_conf *conf = ap_get_module_config(r->server->module_config,
+                                                   &proxy_module);
+    apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row));
+    proxy_balancer *b;
+    int i, k;
+
+    if (!conf) {
+        return rows;
+    }
+    b = (proxy_balancer *)conf->balancers->elts;
+    for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+        /* a member added in balancer-manager reaches a child's view of the
+         * balancer only when the child syncs it, which mod_proxy_balancer
+         * does for proxied requests alone: without this, a child that
+         * serves only this page would leave the member out */
+        if (b->s->wupdated > b->wupdated
+            && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+            ap_proxy_sync_balancer(b, r->server, conf);
+            PROXY_THREAD_UNLOCK(b);
+        }
+        for (k = 0; k < b->workers->nelts; ++k) {
+            proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
+            bbs_row *row = apr_array_push(rows);
+
+            memset(row, 0, sizeof(*row));
+            row->balancer = b;
+            row->worker = w;
+            row->ours = bbs_method_is(w);
+            row->flags = worker_flags(r->pool, w);
+            /* a hot standby member is usable, yet chosen only while no
+             * better member is; a draining one (Drn) only serves requests
+             * whose sticky route names it */
+            row->in_rotation = PROXY_WORKER_IS_USABLE(w)
+                               && !PROXY_WORKER_IS_DRAINING(w)
+                               && !((PROXY_WORKER_IS_STANDBY(w)
+                                     || PROXY_WORKER_IS_SPARE(w))
+                                    && bbs_better_member_usable(b, w));
+            row->in_rotation_sticky = bbs_sticky_in_rotation(b, w);
+            if (row->ours) {
+                bbs_slot_t *slot = bbs_shm_member(b, w, 0);
+                row->probe_url = bbs_probe_url(r->pool, w);
+                if (slot && bbs_shm_read(slot, &row->rec)) {
+                    row->has_record = 1;
+                    row->slot_flags = bbs_shm_flags(slot);
+                }
+            }
+        }
+    }
+    return rows;
+}
+
+const char *bbs_view_decision(const bbs_row *row)
+{
+    if (!row->has_record || !row->rec.checks) {
+        return BBS_DECISION_PENDING;
+    }
+    return bbs_decision_name(bbs_decision_from(row->slot_flags, 1));
+}
