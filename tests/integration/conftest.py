@@ -1,7 +1,11 @@
 """pytest glue for the apache2 integration tests.
 
+* ``sim`` fixture: ``start(nodes=(), **kwargs) -> SimNodes`` (kwargs go to
+  ``SimNodes.start``); every simulator is stopped at the end of the test,
+  after the httpd instances.
 * ``httpd_factory`` fixture: ``make(name=None, **kwargs) -> Httpd`` (kwargs
   go to ``Httpd``); every instance is stopped at the end of the test.
+* ``env`` fixture: ``(sim, httpd_factory)``.
 * After every test the error logs of all Httpd instances it used must not
   contain unexpected lines (see ``Httpd.unexpected_log_lines``); extra
   allowed regexes come from ``@pytest.mark.allow_log(r"...", ...)``.
@@ -28,7 +32,9 @@ for p in (HERE, NODES):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from bbs import module_loglevel  # noqa: E402
 from httpd import Httpd, default_mpm, mpm_defect  # noqa: E402
+from simclient import SimNodes  # noqa: E402
 
 TAIL_LINES = 60
 
@@ -38,18 +44,6 @@ def pytest_configure(config):
         "markers",
         "allow_log(*regexes): error_log lines matching one of the regexes "
         "are not treated as unexpected by the after-test log check")
-
-
-def module_loglevel(config):
-    env = os.environ.get("BBS_LOGLEVEL")
-    if env:
-        return env
-    verbose = config.getoption("verbose", 0)
-    if verbose >= 2:
-        return "trace4"
-    if verbose >= 1:
-        return "debug"
-    return None
 
 
 def _allow_patterns(item):
@@ -150,9 +144,29 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def httpd_factory(tmp_path, request):
+def sim(tmp_path):
+    """``start(nodes=(), **kwargs) -> SimNodes``; every simulator is
+    stopped at the end of the test."""
+    made = []
+
+    def start(nodes=(), **kwargs):
+        kwargs.setdefault("tmpdir", str(tmp_path))
+        nodes = SimNodes.start(nodes=list(nodes), **kwargs)
+        made.append(nodes)
+        return nodes
+
+    yield start
+    for nodes in made:
+        nodes.stop()
+
+
+@pytest.fixture
+def httpd_factory(sim, tmp_path, request):
     """``make(name=None, **kwargs) -> Httpd``; each instance gets its own
-    ServerRoot below tmp_path and is stopped after the test."""
+    ServerRoot below tmp_path and is stopped after the test.  It depends
+    on ``sim`` so that httpd stops before the nodes do: a node that
+    vanishes under a running checker would make mod_proxy log connect
+    errors during teardown."""
     made = []
     level = module_loglevel(request.config)
 
@@ -183,3 +197,9 @@ def httpd_factory(tmp_path, request):
             errors.append(f"{h.name}: {e!r}")
     if errors:
         raise RuntimeError("stopping httpd failed: " + "; ".join(errors))
+
+
+@pytest.fixture
+def env(sim, httpd_factory):
+    """``(sim, httpd_factory)``."""
+    return sim, httpd_factory

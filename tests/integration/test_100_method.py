@@ -8,9 +8,6 @@ that answered).
 """
 
 import collections
-import html
-import html.parser
-import json
 import re
 import time
 import urllib.parse
@@ -18,107 +15,14 @@ import urllib.parse
 import pytest
 
 import httpd as httpd_mod
-from httpd import DIAG, MPMS, HttpdError, wait_until
-from simnode import STATUS_CODES, SimNodes
-
-# refused connections make mod_proxy log these at error level
-REFUSED_LOGS = (r"AH00957", r"AH00959")
-
+from httpd import MPMS, HttpdError, wait_until
+from simnode import STATUS_CODES
+from bbs import (REFUSED_LOGS, balancer, checked, decided, edit_form, manager,
+                 member, murl, records, site, status_count, traffic,
+                 wait_member)
 
 
 # --- helpers ---------------------------------------------------------------
-
-@pytest.fixture
-def sim(tmp_path):
-    """``make(nodes, host="127.0.0.1") -> SimNodes``; stopped after the
-    test."""
-    made = []
-
-    def make(nodes, host="127.0.0.1"):
-        s = SimNodes.start(nodes=nodes, host=host, tmpdir=str(tmp_path))
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
-
-def url4(nodes, name, path=""):
-    return f"http://127.0.0.1:{nodes.port(name)}{path}"
-
-
-def balancer(name, members, extra=""):
-    lines = [f"<Proxy balancer://{name}>"]
-    lines += [f"    BalancerMember {m}" for m in members]
-    if extra:
-        lines += ["    " + x for x in extra.strip().splitlines()]
-    lines.append("</Proxy>")
-    return "\n".join(lines) + "\n"
-
-
-def config(*parts, catch_all="bb", head=""):
-    """Balancer sections, then the diagnostics, then the catch-all
-    ProxyPass to balancer://<catch_all>."""
-    body = head + "\n" + "".join(parts) + DIAG
-    if catch_all:
-        body += f"ProxyPass / balancer://{catch_all}/\n"
-    return body
-
-
-def diag(h):
-    """{(balancer, member): record} from the JSON diagnostics."""
-    status, headers, body = h.get("/bbstatus?format=json")
-    assert status == 200, body
-    assert headers["content-type"].startswith("application/json"), headers
-    doc = json.loads(body)
-    assert doc["module"] == "mod_bbstatus", doc
-    return {(b["name"], m["name"]): m
-            for b in doc["balancers"] for m in b["members"]}
-
-
-def member(h, url, bal="bb"):
-    recs = diag(h)
-    key = (f"balancer://{bal}", url)
-    assert key in recs, f"{key} not in diagnostics: {sorted(recs)}"
-    return recs[key]
-
-
-def wait_member(h, url, pred, deadline, bal="bb", what=None):
-    """Poll the member's record until pred(record) holds; returns it."""
-    last = {}
-
-    def probe():
-        last["m"] = member(h, url, bal)
-        return last["m"] if pred(last["m"]) else None
-    try:
-        return wait_until(probe, deadline, what=what or f"{url} in {bal}")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nlast record of {url}: "
-                             f"{json.dumps(last.get('m'), indent=1)}") \
-            from None
-
-
-def checked(n=1):
-    return lambda m: (m.get("checks") or 0) >= n
-
-
-def decided(decision, n=1):
-    return lambda m: (m.get("checks") or 0) >= n \
-        and m.get("decision") == decision
-
-
-def traffic(h, n=20, path="/app/req", headers=None):
-    """Send n requests through the proxy; Counter of X-Node values (None
-    when no node answered) and the list of (status, node)."""
-    seen = collections.Counter()
-    answers = []
-    for i in range(n):
-        status, hdrs, _ = h.get(f"{path}{i}", headers=headers)
-        node = hdrs.get("x-node")
-        seen[node] += 1
-        answers.append((status, node))
-    return seen, answers
 
 
 class Watch:
@@ -133,7 +37,7 @@ class Watch:
         self.seen = {k: {} for k in self.keys}
 
     def poll(self):
-        recs = diag(self.h)
+        recs = records(self.h)
         for k in self.keys:
             m = recs[k]
             self.seen[k].setdefault(m.get("checks") or 0, m)
@@ -162,10 +66,6 @@ class Watch:
                 for k, v in self.seen.items()}
 
 
-def status_count(nodes, name, path="/status"):
-    return nodes.node(name)["counts"]["by_path"].get(path, 0)
-
-
 # --- 1. every state, both flavors ---------------------------------------
 
 STATES = ["STARTING", "FIRST_RUN", "RUNNING", "MAINTENANCE", "STOPPING",
@@ -183,10 +83,10 @@ def test_state_routes_or_blocks(sim, httpd_factory, flavor, state):
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
     # standby has its own tests; here STARTING/MAINTENANCE simply route
-    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
-                                   f"{url4(nodes, 't')} {params}"]),
+    h.start(site(balancer("bb", [f"{murl(nodes, 'r')} {params}",
+                                   f"{murl(nodes, 't')} {params}"]),
                    head="BBStatusStandby none\n"))
-    t, r = url4(nodes, "t"), url4(nodes, "r")
+    t, r = murl(nodes, "t"), murl(nodes, "r")
     wait_member(h, r, decided("route"), 8)
     m = wait_member(h, t, lambda m: checked()(m)
                     and m["decision"] != "pending", 8)
@@ -229,9 +129,9 @@ def test_blocked_member_needs_hcpasses(sim, httpd_factory):
                                                   "STOPPING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=2 hcfails=1"
-    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
-                                   f"{url4(nodes, 't')} {params}"])))
-    t, r = url4(nodes, "t"), url4(nodes, "r")
+    h.start(site(balancer("bb", [f"{murl(nodes, 'r')} {params}",
+                                   f"{murl(nodes, 't')} {params}"])))
+    t, r = murl(nodes, "t"), murl(nodes, "r")
     wait_member(h, t, decided("block"), 8)
     wait_member(h, r, decided("route"), 8)
 
@@ -299,17 +199,17 @@ def test_fast_block_default_and_fail_counting(sim, httpd_factory):
                  ("g", "jira", "RUNNING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
-    r = url4(nodes, "r")
-    h.start(config(
-        balancer("fast", [f"{r} {params}", f"{url4(nodes, 'f')} {params}"]),
-        balancer("garb", [f"{r} {params}", f"{url4(nodes, 'g')} {params}"]),
+    r = murl(nodes, "r")
+    h.start(site(
+        balancer("fast", [f"{r} {params}", f"{murl(nodes, 'f')} {params}"]),
+        balancer("garb", [f"{r} {params}", f"{murl(nodes, 'g')} {params}"]),
         "ProxyPass /fast/ balancer://fast/\n"
         "ProxyPass /garb/ balancer://garb/\n",
-        catch_all=None))
-    keys = {"f": ("balancer://fast", url4(nodes, "f")),
-            "g": ("balancer://garb", url4(nodes, "g"))}
+        to=None))
+    keys = {"f": ("balancer://fast", murl(nodes, "f")),
+            "g": ("balancer://garb", murl(nodes, "g"))}
     for b, u in keys.values():
-        wait_member(h, u, decided("route"), 8, bal=b[len("balancer://"):])
+        wait_member(h, u, decided("route"), 8, balancer=b)
 
     w = Watch(h, keys.values())
     w.poll()
@@ -338,8 +238,8 @@ def test_fast_block_off(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("s", "jira", "RUNNING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=3"
-    s = url4(nodes, "s")
-    h.start(config(balancer("bb", [f"{url4(nodes, 'r')} {params}",
+    s = murl(nodes, "s")
+    h.start(site(balancer("bb", [f"{murl(nodes, 'r')} {params}",
                                    f"{s} {params}"]),
                    head="BBStatusFastBlock off\n"))
     wait_member(h, s, decided("route"), 8)
@@ -366,28 +266,29 @@ def test_settings_in_proxy_section(sim, httpd_factory):
                  ("c", "bitbucket", "MAINTENANCE")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
-    r = url4(nodes, "r")
+    r = murl(nodes, "r")
     body = f"""
 <Proxy balancer://plain>
     BalancerMember {r} {params}
-    BalancerMember {url4(nodes, 'a')} {params}
+    BalancerMember {murl(nodes, 'a')} {params}
     BBStatusStandby none
 </Proxy>
 <Proxy balancer://withargs lbmethod=byrequests>
     BalancerMember {r} {params}
-    BalancerMember {url4(nodes, 'b')} {params}
+    BalancerMember {murl(nodes, 'b')} {params}
     BBStatusStandby none
 </Proxy>
 <Proxy balancer://dflt>
     BalancerMember {r} {params}
-    BalancerMember {url4(nodes, 'c')} {params}
+    BalancerMember {murl(nodes, 'c')} {params}
 </Proxy>
 """
-    h.start(config(body, catch_all="dflt"))
+    h.start(site(body, to="dflt"))
     got = {}
     for n, bal in (("a", "plain"), ("b", "withargs"), ("c", "dflt")):
-        got[bal] = wait_member(h, url4(nodes, n), lambda m: checked()(m)
-                               and m["decision"] != "pending", 8, bal=bal)
+        got[bal] = wait_member(h, murl(nodes, n), lambda m: checked()(m)
+                               and m["decision"] != "pending", 8,
+                               balancer=f"balancer://{bal}")
     summary = {b: (m["decision"], m["flags"], m["reason"])
                for b, m in got.items()}
     assert got["dflt"]["decision"] == "standby", summary
@@ -407,10 +308,10 @@ def test_backup_client_through_maintenance(sim, httpd_factory):
     # the module at its most talkative: the token must still not show
     h = httpd_factory(module_loglevel="trace8")
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
-    h.start(config(balancer("bb", [f"{url4(nodes, 'a')} {params}",
-                                   f"{url4(nodes, 'b')} {params}"])))
+    h.start(site(balancer("bb", [f"{murl(nodes, 'a')} {params}",
+                                   f"{murl(nodes, 'b')} {params}"])))
     for n in "ab":
-        m = wait_member(h, url4(nodes, n), decided("standby"), 8)
+        m = wait_member(h, murl(nodes, n), decided("standby"), 8)
         assert m["state"] == "MAINTENANCE", m
         assert "Stby" in m["flags"] and "HcFl" not in m["flags"], m
 
@@ -432,7 +333,7 @@ def test_backup_client_through_maintenance(sim, httpd_factory):
 
     # both still standby after the traffic
     for n in "ab":
-        assert member(h, url4(nodes, n))["decision"] == "standby"
+        assert member(h, murl(nodes, n))["decision"] == "standby"
     assert TOKEN not in h.error_log()
     assert TOKEN not in h.access_log()
     assert "/mvc/maintenance?x" in h.access_log()
@@ -443,8 +344,8 @@ def test_backup_client_through_maintenance(sim, httpd_factory):
 def test_mixed_balancer(sim, httpd_factory):
     nodes = sim([("g", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
     h = httpd_factory()
-    g, b = url4(nodes, "g"), url4(nodes, "b")
-    h.start(config(balancer("bb", [
+    g, b = murl(nodes, "g"), murl(nodes, "b")
+    h.start(site(balancer("bb", [
         f"{g} hcmethod=GET hcuri=/status hcinterval=1 hcpasses=1 hcfails=1",
         f"{b} hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"])))
     wait_member(h, b, decided("route"), 8)
@@ -452,7 +353,7 @@ def test_mixed_balancer(sim, httpd_factory):
     wait_until(lambda: all(status_count(nodes, n) >= start[n] + 2
                            for n in "gb"), 8,
                what="checks of both members")
-    recs = diag(h)
+    recs = records(h)
     gm, bm = recs[("balancer://bb", g)], recs[("balancer://bb", b)]
     assert gm["hcmethod"] == "GET" and gm["in_rotation"] is True, gm
     assert "checks" not in gm and "decision" not in gm, gm
@@ -477,8 +378,8 @@ def test_hctemplate(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
-    t, r = url4(nodes, "t"), url4(nodes, "r")
-    h.start(config(
+    t, r = murl(nodes, "t"), murl(nodes, "r")
+    h.start(site(
         balancer("bb", [f"{r} hctemplate=bbt", f"{t} hctemplate=bbt"]),
         head="ProxyHCTemplate bbt hcmethod=BBSTATUS hcinterval=1\n"))
     m = wait_member(h, t, decided("route", 2), 8)
@@ -506,9 +407,9 @@ def test_hctemplate(sim, httpd_factory):
 def test_graceful_restart_twice(sim, httpd_factory, mpm):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "jira", "RUNNING")])
     h = httpd_factory()
-    t, r = url4(nodes, "t"), url4(nodes, "r")
+    t, r = murl(nodes, "t"), murl(nodes, "r")
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
-    h.start(config(balancer("bb", [f"{r} {params}", f"{t} {params}"])))
+    h.start(site(balancer("bb", [f"{r} {params}", f"{t} {params}"])))
     wait_member(h, t, decided("route", 2), 8)
     main = h.pid
 
@@ -550,12 +451,12 @@ def test_member_with_path(sim, httpd_factory):
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
     members = {
-        "p1": url4(nodes, "p1", "/bitbucket"),
-        "p2": url4(nodes, "p2", "/bitbucket"),
-        "p3": url4(nodes, "p3", "/bitbucket"),
+        "p1": murl(nodes, "p1", "/bitbucket"),
+        "p2": murl(nodes, "p2", "/bitbucket"),
+        "p3": murl(nodes, "p3", "/bitbucket"),
     }
-    h.start(config(balancer("bb", [
-        f"{url4(nodes, 'r')} {params}",
+    h.start(site(balancer("bb", [
+        f"{murl(nodes, 'r')} {params}",
         f"{members['p1']} {params}",
         f"{members['p2']} {params} hcuri=/status",
         f"{members['p3']} {params} hcuri=custom/status"])))
@@ -569,79 +470,15 @@ def test_member_with_path(sim, httpd_factory):
         assert set(paths) == {p}, (n, paths)
         assert not any("//" in k for k in paths), (n, paths)
         m = member(h, members[n])
-        assert m["probe_url"] == url4(nodes, n, p), m
+        assert m["probe_url"] == murl(nodes, n, p), m
         assert m["decision"] == "route" and m["state"] == "RUNNING", m
 
 
 # --- 9. switching the method in balancer-manager ---------------------------
 
-class _Form(html.parser.HTMLParser):
-    """Fields a browser would submit from the page's (first) form."""
-
-    def __init__(self):
-        super().__init__()
-        self.action = None
-        self.fields = {}
-        self.options = {}
-        self._select = None
-        self._in_form = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form" and self.action is None:
-            self._in_form = True
-            self.action = a.get("action")
-        if not self._in_form:
-            return
-        if tag == "input":
-            name, typ = a.get("name"), (a.get("type") or "text").lower()
-            if not name or typ == "submit":
-                return
-            if typ in ("radio", "checkbox"):
-                if "checked" in a:
-                    self.fields[name] = a.get("value", "on")
-            else:
-                self.fields[name] = a.get("value", "")
-        elif tag == "select":
-            self._select = a.get("name")
-            self.options[self._select] = []
-        elif tag == "option" and self._select:
-            self.options[self._select].append(a.get("value"))
-            if "selected" in a or self._select not in self.fields:
-                self.fields[self._select] = a.get("value")
-
-    def handle_endtag(self, tag):
-        if tag == "select":
-            self._select = None
-        elif tag == "form":
-            self._in_form = False
-
-
-def _manager(h, query=""):
-    status, _, body = h.get("/balancer-manager" + query, headers={
-        "Referer": h.url("/balancer-manager")})
-    assert status == 200, body
-    return body.decode("utf-8", "replace")
-
-
-def _edit_form(h, worker_url):
-    page = _manager(h)
-    links = [html.unescape(l)
-             # single quotes in older releases (2.4.37)
-             for l in re.findall(r'href=["\'](/balancer-manager\?[^"\']*)'
-                                 r'["\']', page)]
-    link = next((l for l in links
-                 if urllib.parse.parse_qs(urllib.parse.urlsplit(l).query)
-                 .get("w") == [worker_url]), None)
-    assert link, f"no edit link for {worker_url} in:\n{page}"
-    form = _Form()
-    form.feed(_manager(h, link[len("/balancer-manager"):]))
-    assert form.action, "no form on the worker page"
-    return form
-
 
 def _switch_method(h, worker_url, method, hcuri=None):
-    form = _edit_form(h, worker_url)
+    form = edit_form(h, worker_url)
     assert method in form.options.get("w_hm", []), form.options
     assert form.fields.get("w") == worker_url, form.fields
     assert form.fields.get("b") == "bb", form.fields
@@ -656,7 +493,7 @@ def _switch_method(h, worker_url, method, hcuri=None):
         "Referer": h.url("/balancer-manager")})
     assert status in (200, 302, 303), resp
     # the manager's own table shows the new method for the worker
-    page = _manager(h)
+    page = manager(h)
     row = re.search(re.escape(worker_url) + r"</a></td>(.*?)</tr>", page,
                     re.S)
     assert row and f"<td>{method}</td>" in row.group(1), page
@@ -667,12 +504,12 @@ def test_balancer_manager_switches_method(sim, httpd_factory):
     nodes = sim([("r", "bitbucket", "RUNNING"), ("t", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
-    t, r = url4(nodes, "t"), url4(nodes, "r")
+    t, r = murl(nodes, "t"), murl(nodes, "r")
     params = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
     # stock checks show in mod_proxy_hcheck's debug lines
     level = "info proxy_hcheck:debug" + (
         f" bbstatus:{h.module_loglevel}" if h.module_loglevel else "")
-    h.start(config(balancer("bb", [f"{r} {params}",
+    h.start(site(balancer("bb", [f"{r} {params}",
                                    f"{t} {params} hcuri=/status"]),
                    head=f"LogLevel {level}\n"))
     m = wait_member(h, t, decided("route"), 8)
@@ -716,9 +553,9 @@ def test_hanging_member(sim, httpd_factory):
     nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
     h = httpd_factory()
     params = "hcmethod=BBSTATUS hcpasses=1 hcfails=1"
-    a, b = url4(nodes, "a"), url4(nodes, "b")
+    a, b = murl(nodes, "a"), murl(nodes, "b")
     ka, kb = ("balancer://bb", a), ("balancer://bb", b)
-    h.start(config(balancer("bb", [f"{a} {params} hcinterval=1",
+    h.start(site(balancer("bb", [f"{a} {params} hcinterval=1",
                                    f"{b} {params} hcinterval=100ms"]),
                    head="BBStatusTimeout 1\n"))
     wait_member(h, a, decided("route"), 8)
@@ -758,7 +595,7 @@ def test_hanging_member(sim, httpd_factory):
         f"checks of {b} (every 100 ms) while {a} hangs: {gained} in "
         f"{span:.1f} s (want >= {expected:.0f}); intervals over 600 ms "
         f"(checks, interval_ms): {late}")
-    recs = diag(h)
+    recs = records(h)
     assert recs[kb]["in_rotation"] is True, recs[kb]
     assert recs[ka]["failures"] >= 2, recs[ka]
     nodes.set("a", mode="normal")
@@ -884,7 +721,7 @@ def test_needs_mod_proxy_hcheck(sim, httpd_factory, monkeypatch):
         m for m in httpd_mod.BASE_MODULES if m != "proxy_hcheck"))
     nodes = sim([("r", "bitbucket", "RUNNING")])
     h = httpd_factory()
-    body = config(balancer("bb", [f"{url4(nodes, 'r')} hcmethod=BBSTATUS "
+    body = site(balancer("bb", [f"{murl(nodes, 'r')} hcmethod=BBSTATUS "
                                   f"hcinterval=1"]))
     text = h.config_text(body)
     assert "mod_proxy_hcheck.so" not in text
@@ -910,15 +747,15 @@ def test_plain_proxypass_worker(sim, httpd_factory):
     nodes = sim([("p", "bitbucket", "RUNNING"), ("r", "bitbucket",
                                                   "RUNNING")])
     h = httpd_factory()
-    p = url4(nodes, "p")
-    h.start(config(
-        balancer("bb", [f"{url4(nodes, 'r')} hcmethod=BBSTATUS "
+    p = murl(nodes, "p")
+    h.start(site(
+        balancer("bb", [f"{murl(nodes, 'r')} hcmethod=BBSTATUS "
                         f"hcinterval=300ms"]),
         head=f"ProxyPass /x {p} hcmethod=BBSTATUS hcinterval=300ms\n"))
     status, hdrs, body = h.get("/x/hello")
     assert status == 200 and hdrs.get("x-node") == "p", (status, body)
     # time passes with the checker running: the balancer member is checked
-    wait_member(h, url4(nodes, "r"), checked(3), 8)
+    wait_member(h, murl(nodes, "r"), checked(3), 8)
     lines = [l for l in h.error_log().splitlines() if "BBS0006" in l]
     assert len(lines) == 1, lines
     assert "[bbstatus:warn]" in lines[0], lines
@@ -937,7 +774,7 @@ def test_ipv6_member(sim, httpd_factory):
     h = httpd_factory()
     v = f"http://[::1]:{v6.port('v')}"
     params = "hcmethod=BBSTATUS hcinterval=300ms hcpasses=1 hcfails=1"
-    h.start(config(balancer("bb", [f"{url4(v4, 'r')} {params}",
+    h.start(site(balancer("bb", [f"{murl(v4, 'r')} {params}",
                                    f"{v} {params}"])))
     m = wait_member(h, v, decided("route", 2), 8)
     assert m["probe_url"] == f"{v}/status", m

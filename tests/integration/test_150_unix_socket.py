@@ -7,17 +7,16 @@ puts a decoy node on that TCP port which, if asked, says something that
 would change the member's fate.
 """
 
-import json
 import os
 import shutil
 import tempfile
 
 import pytest
 
-from httpd import DIAG, wait_until
-from simnode import SimNodes
+from httpd import wait_until
+from bbs import config, murl, params, records, status_count
 
-PARAMS = "hcmethod=BBSTATUS hcinterval=200ms hcpasses=1 hcfails=1"
+PARAMS = params("200ms")
 
 
 @pytest.fixture
@@ -31,36 +30,26 @@ def sockdir():
 
 
 @pytest.fixture
-def nodes(tmp_path, sockdir):
+def nodes(sim, sockdir):
     """A node on a unix socket ("u"), a RUNNING TCP node ("r") and the
     decoy ("decoy", STOPPING) on the port the member URL names."""
-    sim = SimNodes.start(
-        nodes=[("r", "bitbucket", "RUNNING"),
-               ("decoy", "bitbucket", "STOPPING")],
-        unix_nodes=[("u", os.path.join(sockdir, "node.sock"), "bitbucket",
-                     "RUNNING")],
-        tmpdir=str(tmp_path))
-    yield sim
-    sim.stop()
+    return sim([("r", "bitbucket", "RUNNING"),
+                ("decoy", "bitbucket", "STOPPING")],
+               unix_nodes=[("u", os.path.join(sockdir, "node.sock"),
+                            "bitbucket", "RUNNING")])
 
 
 def start(h, nodes, host_url=None):
     host_url = host_url or f"http://127.0.0.1:{nodes.port('decoy')}/"
     uds = f"unix:{nodes.path('u')}|{host_url}"
-    h.start(
-        "<Proxy balancer://bb>\n"
-        f"    BalancerMember {uds} {PARAMS}\n"
-        f"    BalancerMember http://127.0.0.1:{nodes.port('r')} {PARAMS}\n"
-        "</Proxy>\n" + DIAG + "ProxyPass / balancer://bb/\n")
+    h.start(config([(uds, PARAMS), (murl(nodes, "r"), PARAMS)]))
 
 
 def uds_member(h):
-    status, _, body = h.get("/bbstatus?format=json")
-    assert status == 200, body
-    doc = json.loads(body)
-    found = [m for b in doc["balancers"] for m in b["members"]
-             if m["name"] != f"http://127.0.0.1:{h._bbs_r_port}"]
-    assert len(found) == 1, doc
+    recs = records(h)
+    found = [m for (_, name), m in recs.items()
+             if name != f"http://127.0.0.1:{h._bbs_r_port}"]
+    assert len(found) == 1, recs
     return found[0]
 
 
@@ -76,10 +65,6 @@ def wait_uds(h, pred, deadline, what):
         raise AssertionError(f"{e}\nlast record: {last.get('m')}") from None
 
 
-def statuses(nodes, name):
-    return nodes.node(name)["counts"]["by_path"].get("/status", 0)
-
-
 def test_probe_goes_over_the_socket_not_to_the_decoy(httpd_factory, nodes):
     h = httpd_factory()
     h._bbs_r_port = nodes.port("r")
@@ -90,8 +75,8 @@ def test_probe_goes_over_the_socket_not_to_the_decoy(httpd_factory, nodes):
     assert m["state"] == "RUNNING", m
     assert m["probe_url"] == (f"unix:{nodes.path('u')}|http://127.0.0.1:"
                               f"{nodes.port('decoy')}/status"), m
-    assert statuses(nodes, "u") >= 2
-    assert statuses(nodes, "decoy") == 0, "the probe went to the TCP decoy"
+    assert status_count(nodes, "u") >= 2
+    assert status_count(nodes, "decoy") == 0, "the probe went to the TCP decoy"
     # user traffic and the probe agree on where the member is
     seen = set()
     for i in range(10):
@@ -107,7 +92,7 @@ def test_probe_goes_over_the_socket_not_to_the_decoy(httpd_factory, nodes):
     for i in range(10):
         status, hdrs, _ = h.get(f"/app/after{i}")
         assert (status, hdrs.get("x-node")) == (200, "r")
-    assert statuses(nodes, "decoy") == 0
+    assert status_count(nodes, "decoy") == 0
 
 
 @pytest.mark.allow_log(r"AH02454", r"AH00959")

@@ -11,15 +11,14 @@ import datetime
 import json
 import math
 import re
-import socket
 import time
 
 import pytest
 
-from httpd import MPMS, free_port, wait_until
-from simnode import SimNodes
+from httpd import MPMS, wait_until
+from bbs import (BB, deadline_for, find_member, get_json, member_url, params,
+                 port_first_checked, raw_http, site, wait_member)
 
-BB = "balancer://bb"
 LATER = "balancer://later"
 
 DECISIONS = {"pending", "route", "block", "standby", "panic"}
@@ -50,126 +49,8 @@ EXTRA_LABEL = {"bbstatus_member_state": "state",
 SCRIPT_STATE = "<script>alert(1)</script>"
 QUOTE_STATE = 'q"uo\\te'           # a quote and a backslash
 
-DIAG = """
-ProxyPass /bbstatus !
-ProxyPass /server-status !
-<Location /bbstatus>
-    SetHandler bbstatus
-</Location>
-<Location /server-status>
-    SetHandler server-status
-</Location>
-"""
-
-
-# --- fixtures -------------------------------------------------------------
-
-@pytest.fixture
-def sim(tmp_path):
-    """``start(*specs) -> SimNodes``; every simulator is stopped at the end
-    (after the httpd instances: see ``env``)."""
-    made = []
-
-    def start(*specs):
-        nodes = SimNodes.start(nodes=list(specs), tmpdir=str(tmp_path))
-        made.append(nodes)
-        return nodes
-
-    yield start
-    for nodes in made:
-        nodes.stop()
-
-
-@pytest.fixture
-def env(sim, httpd_factory):
-    """(sim, httpd_factory), set up in this order so that httpd stops
-    before the nodes do: a node that vanishes under a running checker
-    would make mod_proxy log connect errors during teardown."""
-    return sim, httpd_factory
-
 
 # --- helpers --------------------------------------------------------------
-
-def member_url(port):
-    return f"http://127.0.0.1:{port}"
-
-
-def first_check_ms(name, interval_ms):
-    """When (ms after the checker first sees it) a member's first check
-    comes: the checker spreads first checks over the first hcinterval by
-    an FNV-1a hash of the member name."""
-    h = 2166136261
-    for c in name.encode():
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
-    return h % interval_ms
-
-
-def port_first_checked(lo_ms, hi_ms, interval_ms):
-    """A free port whose member's first check falls in [lo_ms, hi_ms)."""
-    for _ in range(20000):
-        port = free_port()
-        if lo_ms <= first_check_ms(member_url(port), interval_ms) < hi_ms:
-            return port
-    raise AssertionError(f"no free port with a first check in "
-                         f"[{lo_ms}, {hi_ms}) ms")
-
-
-def balancer_block(name, members):
-    """<Proxy> section; members: [(port, params), ...]."""
-    lines = [f"<Proxy {name}>"]
-    lines += [f"    BalancerMember {member_url(p)} {params}"
-              for p, params in members]
-    lines.append("</Proxy>")
-    return "\n".join(lines) + "\n"
-
-
-def config(*balancers, extra=""):
-    """Body: the balancers, the diagnostics, then one ProxyPass per
-    balancer (the first one catches everything)."""
-    body = "".join(balancer_block(n, m) for n, m in balancers) + DIAG + extra
-    for i, (name, _) in enumerate(balancers[1:], 1):
-        body += f"ProxyPass /lb{i} {name}/\n"
-    body += f"ProxyPass / {balancers[0][0]}/\n"
-    return body
-
-
-def bbs(interval="1", passes=2, fails=2):
-    return (f"hcmethod=BBSTATUS hcinterval={interval} hcpasses={passes} "
-            f"hcfails={fails}")
-
-
-def get_json(h, path="/bbstatus?format=json", headers=None):
-    status, hdrs, body = h.get(path, headers=headers)
-    assert status == 200, body[:500]
-    ctype = hdrs.get("Content-Type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/json", ctype
-    return json.loads(body.decode("utf-8"))
-
-
-def find_member(doc, balancer, name):
-    for b in doc["balancers"]:
-        if b["name"] == balancer:
-            for m in b["members"]:
-                if m["name"] == name:
-                    return m
-            raise AssertionError(f"no member {name} in {balancer}: "
-                                 f"{[m['name'] for m in b['members']]}")
-    raise AssertionError(f"no balancer {balancer}: "
-                         f"{[b['name'] for b in doc['balancers']]}")
-
-
-def wait_member(h, balancer, name, pred, deadline, what):
-    """Poll the JSON until pred(member) holds; returns (doc, member)."""
-    def probe():
-        doc = get_json(h)
-        m = find_member(doc, balancer, name)
-        return (doc, m) if pred(m) else None
-    return wait_until(probe, deadline, interval=0.05, what=what)
-
-
-def deadline_for(interval_s, k=3):
-    """Generous: several helpers share this 2-core machine."""
-    return k * interval_s + 4
 
 
 RFC3339_Z = re.compile(
@@ -299,19 +180,6 @@ def prom_value(samples, name, balancer, member, **extra):
     return found[0] if found else None
 
 
-def raw_http(port, request_bytes, timeout=5):
-    """Send raw bytes, read until the server closes; -> bytes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(request_bytes)
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks)
-
-
 AUTO_MEMBER_RE = re.compile(
     r"^BBStatusMember: (\S+) (\S+) decision=(\S+) in_rotation=([01]) "
     r"in_rotation_sticky=([01-]) state=(\S+) http_status=(\d+) checks=(\d+) failures=(\d+) "
@@ -322,14 +190,14 @@ def scenario(env, interval="1", passes=2, fails=2, **httpd_kw):
     """Three members in balancer://bb: r (RUNNING, BBSTATUS), s (STOPPING,
     BBSTATUS), g (RUNNING, hcmethod=GET).  -> (h, nodes, urls)."""
     start_nodes, make = env
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"),
-                        ("s", "bitbucket", "STOPPING"),
-                        ("g", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING"),
+                         ("s", "bitbucket", "STOPPING"),
+                         ("g", "bitbucket", "RUNNING")])
     urls = {n: member_url(nodes.port(n)) for n in ("r", "s", "g")}
     h = make(**httpd_kw)
-    h.start(config((BB, [
-        (nodes.port("r"), bbs(interval, passes, fails)),
-        (nodes.port("s"), bbs(interval, passes, fails)),
+    h.start(site((BB, [
+        (nodes.port("r"), params(interval, passes, fails)),
+        (nodes.port("s"), params(interval, passes, fails)),
         (nodes.port("g"), f"hcmethod=GET hcinterval={interval} "
                           f"hcuri=/status"),
     ])))
@@ -337,9 +205,9 @@ def scenario(env, interval="1", passes=2, fails=2, **httpd_kw):
 
 
 def wait_scenario(h, urls, deadline):
-    wait_member(h, BB, urls["r"], lambda m: m["decision"] == "route",
+    wait_member(h, urls["r"], lambda m: m["decision"] == "route",
                 deadline, "RUNNING member routed")
-    return wait_member(h, BB, urls["s"], lambda m: m["decision"] == "block",
+    return wait_member(h, urls["s"], lambda m: m["decision"] == "block",
                        deadline, "STOPPING member blocked")
 
 
@@ -350,15 +218,15 @@ def test_json_document(env):
     # the member of balancer://later is first checked 20..29 s after the
     # checker starts: long after this test is over
     late_port = port_first_checked(20000, 29000, 30000)
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"),
-                        ("s", "bitbucket", "STOPPING"),
-                        ("g", "bitbucket", "RUNNING"),
-                        ("p", "bitbucket", "RUNNING", late_port))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING"),
+                         ("s", "bitbucket", "STOPPING"),
+                         ("g", "bitbucket", "RUNNING"),
+                         ("p", "bitbucket", "RUNNING", late_port)])
     r, s, g, p = (member_url(nodes.port(n)) for n in "rsgp")
     h = make()
-    h.start(config(
-        (BB, [(nodes.port("r"), bbs("1")),
-              (nodes.port("s"), bbs("1")),
+    h.start(site(
+        (BB, [(nodes.port("r"), params("1", 2, 2)),
+              (nodes.port("s"), params("1", 2, 2)),
               (nodes.port("g"), "hcmethod=GET hcinterval=1 hcuri=/status")]),
         (LATER, [(late_port, "hcmethod=BBSTATUS hcinterval=30 hcpasses=2 "
                              "hcfails=2")])))
@@ -446,8 +314,8 @@ def test_json_document(env):
 
 def test_hostile_state_is_escaped_per_format(env):
     start_nodes, make = env
-    nodes = start_nodes(("x", "bitbucket", "RUNNING"),
-                        ("q", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("x", "bitbucket", "RUNNING"),
+                         ("q", "bitbucket", "RUNNING")])
     nodes.set("x", mode="custom", custom={
         "status": 200, "content_type": "application/json",
         "body": json.dumps({"state": SCRIPT_STATE})})
@@ -456,12 +324,12 @@ def test_hostile_state_is_escaped_per_format(env):
         "body": json.dumps({"state": QUOTE_STATE})})
     x, q = member_url(nodes.port("x")), member_url(nodes.port("q"))
     h = make()
-    h.start(config((BB, [(nodes.port("x"), bbs("200ms", 1, 1)),
-                         (nodes.port("q"), bbs("200ms", 1, 1))])))
+    h.start(site((BB, [(nodes.port("x"), params("200ms")),
+                         (nodes.port("q"), params("200ms"))])))
     dl = deadline_for(0.2)
-    wait_member(h, BB, x, lambda m: m["state"] is not None, dl,
+    wait_member(h, x, lambda m: m["state"] is not None, dl,
                 "state of x known")
-    wait_member(h, BB, q, lambda m: m["state"] is not None, dl,
+    wait_member(h, q, lambda m: m["state"] is not None, dl,
                 "state of q known")
 
     # HTML is the default
@@ -570,26 +438,26 @@ def test_prometheus(env):
 @pytest.mark.parametrize("mpm", MPMS)
 def test_all_children_show_latest_result(env, mpm):
     start_nodes, make = env
-    nodes = start_nodes(("a", "bitbucket", "RUNNING"),
-                        ("b", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("a", "bitbucket", "RUNNING"),
+                         ("b", "bitbucket", "RUNNING")])
     a, b = member_url(nodes.port("a")), member_url(nodes.port("b"))
     h = make(server_limit=4, start_servers=4, threads_per_child=5)
-    h.start(config(
-        (BB, [(nodes.port("a"), bbs("200ms", 1, 1)),
-              (nodes.port("b"), bbs("200ms", 1, 1))]),
+    h.start(site(
+        (BB, [(nodes.port("a"), params("200ms")),
+              (nodes.port("b"), params("200ms"))]),
         extra='LogFormat "%P %>s \\"%r\\"" pidlog\n'
               'CustomLog logs/pid_log pidlog\n'))
     pid_log = f"{h.root}/logs/pid_log"
     dl = deadline_for(0.2)
-    wait_member(h, BB, a, lambda m: m["decision"] == "route", dl,
+    wait_member(h, a, lambda m: m["decision"] == "route", dl,
                 "a routed")
-    wait_member(h, BB, b, lambda m: m["decision"] == "route", dl,
+    wait_member(h, b, lambda m: m["decision"] == "route", dl,
                 "b routed")
     wait_until(lambda: len(h.children()) >= 4, 10, what="4 children")
 
     off = h.log_offset()
     nodes.set("a", state="STOPPING")
-    wait_member(h, BB, a, lambda m: m["decision"] == "block", dl,
+    wait_member(h, a, lambda m: m["decision"] == "block", dl,
                 "a blocked after STOPPING")
     change = h.wait_log(r"\[pid (\d+)(?::tid \d+)?\] BBS0010: balancer://bb "
                         rf"member {re.escape(a)}: route -> block", 5, off)
@@ -741,18 +609,18 @@ def test_server_status_section(env):
 
 def test_history_of_changes(env):
     start_nodes, make = env
-    nodes = start_nodes(("a", "bitbucket", "RUNNING"),
-                        ("b", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("a", "bitbucket", "RUNNING"),
+                         ("b", "bitbucket", "RUNNING")])
     a = member_url(nodes.port("a"))
     h = make()
-    h.start(config((BB, [(nodes.port("a"), bbs("200ms", 1, 1)),
-                         (nodes.port("b"), bbs("200ms", 1, 1))])))
+    h.start(site((BB, [(nodes.port("a"), params("200ms")),
+                         (nodes.port("b"), params("200ms"))])))
     dl = deadline_for(0.2)
-    wait_member(h, BB, a, lambda m: m["decision"] == "route", dl, "routed")
+    wait_member(h, a, lambda m: m["decision"] == "route", dl, "routed")
     nodes.set("a", state="STOPPING")
-    wait_member(h, BB, a, lambda m: m["decision"] == "block", dl, "blocked")
+    wait_member(h, a, lambda m: m["decision"] == "block", dl, "blocked")
     nodes.set("a", state="RUNNING")
-    _, m = wait_member(h, BB, a, lambda m: m["decision"] == "route", dl,
+    m = wait_member(h, a, lambda m: m["decision"] == "route", dl,
                        "routed again")
     check_member_types(m)
     hist = m["history"]
@@ -773,12 +641,12 @@ def test_handler_starts_no_probe(env):
     start_nodes, make = env
     # first check 0.3..1.5 s after the checker starts, the next 30 s later
     port = port_first_checked(300, 1500, 30000)
-    nodes = start_nodes(("a", "bitbucket", "RUNNING", port))
+    nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
     a = member_url(port)
     h = make()
-    h.start(config((BB, [(port, "hcmethod=BBSTATUS hcinterval=30 "
+    h.start(site((BB, [(port, "hcmethod=BBSTATUS hcinterval=30 "
                                 "hcpasses=1 hcfails=1")])))
-    wait_member(h, BB, a, lambda m: m["checks"] >= 1, 1.5 + 6,
+    wait_member(h, a, lambda m: m["checks"] >= 1, 1.5 + 6,
                 "the first check")
     count = nodes.node("a")["counts"]["status"]
     assert count == 1, nodes.node("a")["counts"]

@@ -23,9 +23,8 @@ import urllib.parse
 import pytest
 
 from httpd import wait_until
-from test_200_diagnostics import (  # noqa: F401 (env, sim: fixtures)
-    BB, bbs, config, deadline_for, env, find_member, get_json, member_url,
-    port_first_checked, raw_http, sim, wait_member)
+from bbs import (BB, deadline_for, find_member, get_json, member_url, params,
+                 port_first_checked, raw_http, site, wait_member)
 
 html5lib = pytest.importorskip(
     "html5lib", reason="python3-html5lib is not installed "
@@ -75,29 +74,29 @@ def style_hash(page):
 
 def test_every_page_variant_is_wellformed_html5(env):
     start_nodes, make = env
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"),
-                        ("s", "bitbucket", "STOPPING"),
-                        ("m", "bitbucket", "MAINTENANCE"),
-                        ("x", "bitbucket", "RUNNING"),
-                        ("g", "bitbucket", "RUNNING"),
-                        ("k", "bitbucket", "RUNNING"),
-                        ("p", "bitbucket", "RUNNING",
-                         port_first_checked(20000, 29000, 30000)))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING"),
+                         ("s", "bitbucket", "STOPPING"),
+                         ("m", "bitbucket", "MAINTENANCE"),
+                         ("x", "bitbucket", "RUNNING"),
+                         ("g", "bitbucket", "RUNNING"),
+                         ("k", "bitbucket", "RUNNING"),
+                         ("p", "bitbucket", "RUNNING",
+                          port_first_checked(20000, 29000, 30000))])
     nodes.set("x", mode="custom", custom={
         "status": 200, "content_type": "application/json",
         "body": json.dumps({"state": "<script>x</script>\"&'</td>"})})
     r, s, m, x, k = (member_url(nodes.port(n)) for n in "rsmxk")
     h = make()
     sticky = (f"<Proxy balancer://sticky>\n"
-              f"    BalancerMember {k} {bbs('200ms', 1, 1)} route=k1\n"
+              f"    BalancerMember {k} {params('200ms')} route=k1\n"
               f"    ProxySet stickysession=ROUTEID\n</Proxy>\n"
               f"ProxyPass /st balancer://sticky/\n")
     # balancer://later: its member's first check is 20..29 s away
-    h.start(config(
-        (BB, [(nodes.port("r"), bbs("200ms", 1, 1)),
-              (nodes.port("s"), bbs("200ms", 1, 1)),
-              (nodes.port("m"), bbs("200ms", 1, 1)),
-              (nodes.port("x"), bbs("200ms", 1, 1)),
+    h.start(site(
+        (BB, [(nodes.port("r"), params("200ms")),
+              (nodes.port("s"), params("200ms")),
+              (nodes.port("m"), params("200ms")),
+              (nodes.port("x"), params("200ms")),
               (nodes.port("g"), "hcmethod=GET hcinterval=1 hcuri=/status")]),
         ("balancer://later", [(nodes.port("p"), "hcmethod=BBSTATUS "
                                "hcinterval=30 hcpasses=1 hcfails=1")]),
@@ -105,10 +104,10 @@ def test_every_page_variant_is_wellformed_html5(env):
     dl = deadline_for(0.2)
     for url, want in ((r, "route"), (s, "block"), (m, "standby"),
                       (x, "block")):
-        wait_member(h, BB, url, lambda mm, w=want: mm["decision"] == w, dl,
+        wait_member(h, url, lambda mm, w=want: mm["decision"] == w, dl,
                     f"{url} {want}")
     nodes.set("s", state="RUNNING")
-    wait_member(h, BB, s, lambda mm: mm["decision"] == "route", dl,
+    wait_member(h, s, lambda mm: mm["decision"] == "route", dl,
                 "s routed again (history of two changes)")
 
     for path in ("/bbstatus", "/bbstatus?format=html", "/bbstatus?refresh=5",
@@ -144,20 +143,20 @@ def test_old_member_cell_is_rejected_by_the_parser():
 
 def test_summary_line_and_draining_member(env):
     start_nodes, make = env
-    nodes = start_nodes(("a", "bitbucket", "RUNNING"),
-                        ("b", "bitbucket", "RUNNING"),
-                        ("c", "bitbucket", "STOPPING"),
-                        ("d", "bitbucket", "MAINTENANCE"))
+    nodes = start_nodes([("a", "bitbucket", "RUNNING"),
+                         ("b", "bitbucket", "RUNNING"),
+                         ("c", "bitbucket", "STOPPING"),
+                         ("d", "bitbucket", "MAINTENANCE")])
     a, b, c, d = (member_url(nodes.port(n)) for n in "abcd")
     h = make()
-    h.start(config((BB, [(nodes.port("a"), bbs("200ms", 1, 1)),
-                         (nodes.port("b"), bbs("200ms", 1, 1) + " status=N"),
-                         (nodes.port("c"), bbs("200ms", 1, 1)),
-                         (nodes.port("d"), bbs("200ms", 1, 1))])))
+    h.start(site((BB, [(nodes.port("a"), params("200ms")),
+                         (nodes.port("b"), params("200ms") + " status=N"),
+                         (nodes.port("c"), params("200ms")),
+                         (nodes.port("d"), params("200ms"))])))
     dl = deadline_for(0.2)
     for url, want in ((a, "route"), (b, "route"), (c, "block"),
                       (d, "standby")):
-        wait_member(h, BB, url, lambda mm, w=want: mm["decision"] == w, dl,
+        wait_member(h, url, lambda mm, w=want: mm["decision"] == w, dl,
                     f"{url} {want}")
     doc = get_json(h)
     mb = find_member(doc, BB, b)
@@ -198,9 +197,9 @@ ACCEPT_CASES = [
 
 def test_accept_negotiation(env):
     start_nodes, make = env
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING")])
     h = make()
-    h.start(config((BB, [(nodes.port("r"), bbs("1"))])))
+    h.start(site((BB, [(nodes.port("r"), params("1", 2, 2))])))
     for accept, want in ACCEPT_CASES:
         status, hdrs, body = h.get(
             "/bbstatus", headers={"Accept": accept} if accept else {})
@@ -214,9 +213,9 @@ def test_accept_negotiation(env):
 
 def test_query_is_percent_decoded_and_refresh(env):
     start_nodes, make = env
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING")])
     h = make()
-    h.start(config((BB, [(nodes.port("r"), bbs("1"))])))
+    h.start(site((BB, [(nodes.port("r"), params("1", 2, 2))])))
     for query in ("format=%6Ason", "%66ormat=json", "format=js%6fn&x=%20"):
         doc = get_json(h, f"/bbstatus?{query}")
         assert doc["module"] == "mod_bbstatus", query
@@ -245,9 +244,9 @@ def test_query_is_percent_decoded_and_refresh(env):
 
 def test_methods_as_documented(env):
     start_nodes, make = env
-    nodes = start_nodes(("r", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("r", "bitbucket", "RUNNING")])
     h = make()
-    h.start(config((BB, [(nodes.port("r"), bbs("1"))])))
+    h.start(site((BB, [(nodes.port("r"), params("1", 2, 2))])))
     # httpd core answers TRACE itself (TraceEnable on, the default)
     raw = raw_http(h.port, b"TRACE /bbstatus HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                            b"Connection: close\r\n\r\n")
@@ -260,7 +259,7 @@ def test_methods_as_documented(env):
     assert "TRACE" in allow, allow
 
     h2 = make()
-    h2.start(config((BB, [(nodes.port("r"), bbs("1"))]),
+    h2.start(site((BB, [(nodes.port("r"), params("1", 2, 2))]),
                     extra="TraceEnable off\n"))
     raw = raw_http(h2.port, b"TRACE /bbstatus HTTP/1.1\r\n"
                             b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -289,18 +288,18 @@ def auto_pairs(line):
 def test_server_status_auto_values_are_encoded(env):
     start_nodes, make = env
     spoof = "ERROR decision=route in_rotation=1 state=RUNNING"
-    nodes = start_nodes(("e", "bitbucket", "RUNNING"),
-                        ("r", "bitbucket", "RUNNING"))
+    nodes = start_nodes([("e", "bitbucket", "RUNNING"),
+                         ("r", "bitbucket", "RUNNING")])
     nodes.set("e", mode="custom", custom={
         "status": 200, "content_type": "application/json",
         "body": json.dumps({"state": spoof})})
     e, r = member_url(nodes.port("e")), member_url(nodes.port("r"))
     h = make()
-    h.start(config((BB, [(nodes.port("e"), bbs("200ms", 1, 1)),
-                         (nodes.port("r"), bbs("200ms", 1, 1))])))
+    h.start(site((BB, [(nodes.port("e"), params("200ms")),
+                         (nodes.port("r"), params("200ms"))])))
     dl = deadline_for(0.2)
-    wait_member(h, BB, e, lambda m: m["decision"] == "block", dl, "e blocked")
-    wait_member(h, BB, r, lambda m: m["decision"] == "route", dl, "r routed")
+    wait_member(h, e, lambda m: m["decision"] == "block", dl, "e blocked")
+    wait_member(h, r, lambda m: m["decision"] == "route", dl, "r routed")
     status, _, body = h.get("/server-status?auto")
     assert status == 200
     lines = [x for x in body.decode().splitlines()
@@ -405,7 +404,7 @@ def test_page_in_chromium(env, tmp_path):
                           else "RUNNING"))
             kinds[name] = kind
     driver = None
-    nodes = start_nodes(*specs)
+    nodes = start_nodes(specs)
     try:
         for name, kind in kinds.items():
             if kind == "redirect":
@@ -417,10 +416,10 @@ def test_page_in_chromium(env, tmp_path):
                 members.append((nodes.port(name),
                                 "hcmethod=GET hcinterval=1 hcuri=/status"
                                 if kinds[name] == "get"
-                                else bbs("200ms", 1, 1)))
+                                else params("200ms")))
             balancers.append((f"balancer://bal{bi}", members))
         h = make()
-        h.start(config(*balancers, extra=(
+        h.start(site(*balancers, to=balancers[0][0], extra=(
             "<Location /bbstatus-nostyle>\n    SetHandler bbstatus\n"
             "    Header always set Content-Security-Policy "
             "\"default-src 'none'\"\n</Location>\n"

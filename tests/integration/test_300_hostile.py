@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from bbs import module_loglevel
 from httpd import Httpd, _alive, _proc_stat, module_load_error, wait_until
 from simnode import SimNodes
 
@@ -232,18 +233,6 @@ def _member_line(url):
             f"hcinterval={int(INTERVAL)} hcfails=1\n")
 
 
-def _loglevel(config):
-    env = os.environ.get("BBS_LOGLEVEL")
-    if env:
-        return env
-    verbose = config.getoption("verbose", 0)
-    if verbose >= 2:
-        return "trace4"
-    if verbose >= 1:
-        return "debug"
-    return None
-
-
 class Env:
     def __init__(self, h, nodes, tls, allow):
         self.h = h
@@ -303,7 +292,7 @@ def env(tmp_path_factory, request):
         openssl = None if no_tls else shutil.which("openssl")
         h = Httpd(base / "httpd", name="hostile",
                   extra_modules=("ssl",) if openssl else (),
-                  module_loglevel=_loglevel(request.config))
+                  module_loglevel=module_loglevel(request.config))
         if openssl:
             certs = os.path.join(h.root, "certs")
             os.makedirs(certs, exist_ok=True)

@@ -15,234 +15,19 @@ with ``-s`` to see them) and named in every assertion message.
 """
 
 import collections
-import http.client
-import json
 import re
-import threading
 import time
 
 import pytest
 
-from httpd import DIAG, MPMS, free_port, wait_until
-from simnode import SimNodes
-
-BB = "balancer://bb"
-
-# a refused connection makes mod_proxy log these at error level
-REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH01114")
+from httpd import MPMS, wait_until
+from bbs import (FAILING_RUNNING, Load, REFUSED_503_LOGS, brief, config, diag,
+                 is_, ms, murl, params, port_first_checked, traffic,
+                 wait_members)
 
 
 STATUS_404 = {"status": 404, "content_type": "text/plain;charset=UTF-8",
               "body": "Not Found\n"}
-# a node whose every page fails while /status says it is fine
-FAILING_RUNNING = {"status": 503, "content_type": "application/json",
-                   "body": '{"state":"RUNNING"}'}
-
-
-# --- fixtures -------------------------------------------------------------
-
-@pytest.fixture
-def sim(tmp_path):
-    """``start_nodes(specs) -> SimNodes``; every simulator is stopped at
-    the end of the test."""
-    made = []
-
-    def start_nodes(specs):
-        nodes = SimNodes.start(nodes=list(specs), tmpdir=str(tmp_path))
-        made.append(nodes)
-        return nodes
-
-    yield start_nodes
-    for nodes in made:
-        nodes.stop()
-
-
-@pytest.fixture
-def env(sim, httpd_factory):
-    """``(start_nodes, httpd_factory)``, set up in this order so that the
-    httpd instances stop before the nodes do: a node that vanishes under a
-    running checker would make mod_proxy log connect errors."""
-    return sim, httpd_factory
-
-
-# --- helpers --------------------------------------------------------------
-
-def murl(nodes, name):
-    return f"http://127.0.0.1:{nodes.port(name)}"
-
-
-def params(interval="1", passes=1, fails=1, extra=""):
-    p = (f"hcmethod=BBSTATUS hcinterval={interval} hcpasses={passes} "
-         f"hcfails={fails}")
-    return p + (" " + extra if extra else "")
-
-
-def config(members, head="", section=""):
-    """One balancer bb with ``members`` ((url, params) pairs), the
-    diagnostics, then the catch-all ProxyPass."""
-    lines = [head, f"<Proxy {BB}>"]
-    lines += [f"    BalancerMember {u} {p}" for u, p in members]
-    lines += ["    " + x for x in section.strip().splitlines()]
-    lines.append("</Proxy>")
-    return "\n".join(lines) + "\n" + DIAG + f"ProxyPass / {BB}/\n"
-
-
-def first_check_ms(name, interval_ms):
-    """When (ms after the checker first sees it) a member's first check
-    comes: first checks are spread over the first hcinterval by an FNV-1a
-    hash of the member name."""
-    h = 2166136261
-    for c in name.encode():
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
-    return h % interval_ms
-
-
-def port_first_checked(lo_ms, hi_ms, interval_ms):
-    """A free port whose member's first check falls in [lo_ms, hi_ms)."""
-    for _ in range(20000):
-        port = free_port()
-        if lo_ms <= first_check_ms(f"http://127.0.0.1:{port}",
-                                   interval_ms) < hi_ms:
-            return port
-    raise AssertionError(f"no free port with a first check in "
-                         f"[{lo_ms}, {hi_ms}) ms of {interval_ms} ms")
-
-
-def diag(h):
-    """{member url: record} of balancer bb from the JSON diagnostics."""
-    status, headers, body = h.get("/bbstatus?format=json")
-    assert status == 200, body[:500]
-    doc = json.loads(body)
-    for b in doc["balancers"]:
-        if b["name"] == BB:
-            return {m["name"]: m for m in b["members"]}
-    raise AssertionError(f"no {BB} in {doc}")
-
-
-def brief(m):
-    """The interesting fields of a record, for assertion messages."""
-    keys = ("state", "decision", "in_rotation", "flags", "checks",
-            "failures", "interval_ms", "reason")
-    return {k: m.get(k) for k in keys}
-
-
-def wait_members(h, preds, deadline, what):
-    """Poll the diagnostics until pred(record) holds for every
-    {url: pred}; returns the records."""
-    last = {}
-
-    def probe():
-        recs = diag(h)
-        last.update(recs)
-        return recs if all(p(recs[u]) for u, p in preds.items()) else None
-    try:
-        return wait_until(probe, deadline, interval=0.05, what=what)
-    except AssertionError as e:
-        raise AssertionError(
-            f"{e}\nlast records: "
-            f"{json.dumps({u: brief(m) for u, m in last.items()}, indent=1)}"
-        ) from None
-
-
-def is_(decision, state=None, checks=1):
-    def pred(m):
-        return ((m.get("checks") or 0) >= checks
-                and m.get("decision") == decision
-                and (state is None or m.get("state") == state))
-    return pred
-
-
-def traffic(h, n, path="/app/req"):
-    """n requests through the proxy, one after the other; returns
-    (Counter of X-Node (None: no node answered), [(status, node)])."""
-    seen = collections.Counter()
-    answers = []
-    for i in range(n):
-        status, hdrs, _ = h.get(f"{path}{i}")
-        node = hdrs.get("x-node")
-        seen[node] += 1
-        answers.append((status, node))
-    return seen, answers
-
-
-def ms(seconds):
-    return round(seconds * 1000.0, 1)
-
-
-class Load:
-    """Requests through the proxy from ``threads`` threads, each on its
-    own keep-alive connection, until stop().  With ``rate`` the threads
-    together send about that many requests per second.
-
-    ``results``: (t_sent, t_done, status, x-node or None) per completed
-    request, times from time.time()."""
-
-    def __init__(self, port, path="/app/load", threads=8, rate=None):
-        self.port = port
-        self.path = path
-        self.threads = threads
-        self.period = threads / rate if rate else 0.0
-        self.results = []
-        self.errors = collections.Counter()
-        self._stop = threading.Event()
-        self._pool = []
-        self.started = self.stopped = None
-
-    def start(self):
-        self.started = time.time()
-        for i in range(self.threads):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True)
-            t.start()
-            self._pool.append(t)
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for t in self._pool:
-            t.join(10)
-        self.stopped = time.time()
-        return self
-
-    def rate(self):
-        span = (self.stopped or time.time()) - self.started
-        return len(self.results) / span if span > 0 else 0.0
-
-    def since(self, t):
-        """Results of requests sent at or after t."""
-        return [r for r in self.results if r[0] >= t]
-
-    def _run(self, idx):
-        conn = None
-        due = time.monotonic()
-        i = 0
-        while not self._stop.is_set():
-            if self.period:
-                now = time.monotonic()
-                if now < due:
-                    time.sleep(due - now)
-                # no burst to catch up after a stall
-                due = max(due + self.period, time.monotonic() - self.period)
-            i += 1
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                  timeout=10)
-            t0 = time.time()
-            try:
-                conn.request("GET", f"{self.path}?t{idx}-{i}")
-                resp = conn.getresponse()
-                resp.read()
-            except (OSError, http.client.HTTPException) as e:
-                self.errors[type(e).__name__] += 1
-                conn.close()
-                conn = None
-                continue
-            self.results.append((t0, time.time(), resp.status,
-                                 resp.getheader("X-Node")))
-            if resp.will_close:
-                conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
 
 
 # --- 1. standby members get traffic only when nobody better is there ------
@@ -671,7 +456,7 @@ def test_fast_interval_while_failing(env):
 
 # --- 8. the last RUNNING member leaves: standby takes over at once ---------
 
-@pytest.mark.allow_log(*REFUSED_LOGS)
+@pytest.mark.allow_log(*REFUSED_503_LOGS)
 def test_standby_takes_over_when_last_running_member_leaves(env):
     start_nodes, make = env
     nodes = start_nodes([("r", "bitbucket", "RUNNING"),

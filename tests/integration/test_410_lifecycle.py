@@ -1,21 +1,16 @@
 """The flags the module sets over a member's life: across graceful and
 hard restarts, balancer-manager edits and requests mod_proxy failed over,
 against a real apache2 and simulated Atlassian nodes.
-
-The scenarios reuse the fixtures and helpers of test_400_standby.py.
 """
 
 import re
 import time
-import urllib.parse
 
 import pytest
 
 from httpd import wait_until
-from test_100_method import _edit_form
-from test_400_standby import (  # noqa: F401 (fixtures)
-    REFUSED_LOGS, brief, config, diag, env, is_, murl, params,
-    port_first_checked, sim, traffic, wait_members)
+from bbs import (REFUSED_503_LOGS, brief, config, diag, is_, murl, params,
+                 port_first_checked, post_member, traffic, wait_members)
 
 
 def _early_ports(n, interval_ms):
@@ -115,7 +110,7 @@ def test_hot_standby_added_to_the_configuration_at_a_restart_is_kept(env):
 
 # --- 2. a request mod_proxy failed over still asks for a probe -------------
 
-@pytest.mark.allow_log(*REFUSED_LOGS)
+@pytest.mark.allow_log(*REFUSED_503_LOGS)
 def test_member_put_in_error_on_failover_is_probed_at_once(env):
     start_nodes, make = env
     ports = _early_ports(2, 10000)
@@ -152,19 +147,6 @@ def test_member_put_in_error_on_failover_is_probed_at_once(env):
 
 # --- 3. balancer-manager edits apply at once -------------------------------
 
-def _post_member(h, worker_url, changes):
-    """Submits the balancer-manager form of a member as a browser would,
-    with ``changes`` ({field: value}) made to it; returns the fields."""
-    form = _edit_form(h, worker_url)
-    fields = dict(form.fields)
-    fields.update(changes)
-    body = urllib.parse.urlencode(fields)
-    status, _, resp = h.get(form.action, method="POST", body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Referer": h.url("/balancer-manager")})
-    assert status in (200, 302, 303), resp
-    return fields
-
 
 def test_lowered_hcinterval_reschedules_the_next_check(env):
     start_nodes, make = env
@@ -177,7 +159,7 @@ def test_lowered_hcinterval_reschedules_the_next_check(env):
     assert m["checks"] == 1, brief(m)
     time.sleep(1.2)   # more than the new interval since the first check
 
-    fields = _post_member(h, a, {"w_hi": "1000"})
+    fields = post_member(h, a, {"w_hi": "1000"})
     t0 = time.monotonic()
     m = wait_members(h, {a: is_("route", "RUNNING", checks=3)}, 6,
                      "two checks at the new interval")[a]
@@ -193,7 +175,7 @@ def test_lowered_hcinterval_reschedules_the_next_check(env):
 def test_switch_to_get_gives_back_the_modules_standby(env):
     nodes, h, r, s = _standby_pair(env)
     # what a browser sends: the form echoes Hot Standby On
-    fields = _post_member(h, s, {"w_hm": "GET", "w_hu": "/status"})
+    fields = post_member(h, s, {"w_hm": "GET", "w_hu": "/status"})
     assert fields.get("w_status_H") == "1", fields
 
     def given_back():
@@ -220,7 +202,7 @@ def test_admin_hot_standby_given_in_balancer_manager_is_kept(env):
     nodes, h, r, s = _standby_pair(env)
     off = h.log_offset()
     # the administrator confirms Hot Standby On and changes nothing else
-    fields = _post_member(h, s, {})
+    fields = post_member(h, s, {})
     assert fields.get("w_status_H") == "1", fields
     claimed = (r"\[bbstatus:notice\].*BBS0013: balancer://bb member "
                + re.escape(s))
@@ -246,7 +228,7 @@ def test_admin_hot_standby_given_in_balancer_manager_is_kept(env):
 
 def test_admin_taking_the_modules_standby_off_is_kept(env):
     nodes, h, r, s = _standby_pair(env)
-    _post_member(h, s, {"w_status_H": "0"})
+    post_member(h, s, {"w_status_H": "0"})
     before = diag(h)[s]["checks"]
     # checks and re-applications go on; the flag stays off while s is
     # STARTING

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from test_400_standby import (BB, Load, brief, config, env, is_,  # noqa: F401
-                              murl, params, sim, wait_members)
+from bbs import BB, Load, brief, config, is_, murl, params, wait_members
+
 
 LBMETHODS = ("byrequests", "bybusyness", "bytraffic")
 # cookie ROUTEID, path or query parameter jsessionid, both "<id>.<route>"

@@ -7,53 +7,15 @@ Times are compared on one clock: the simulator's request log and
 are printed (run with ``-s``) and named in every assertion message.
 """
 
-import collections
 import socket
 import statistics
 import time
 
 import pytest
 
-from httpd import DIAG, MPMS, wait_until
-from simnode import SimNodes
-from test_400_standby import (FAILING_RUNNING, brief, diag, is_, murl,
-                              port_first_checked, wait_members)
-
-BB = "balancer://bb"
-REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH01114")
-
-
-@pytest.fixture
-def env(tmp_path, httpd_factory):
-    """``(start_nodes, httpd_factory)``; the simulators stop after the
-    httpd instances (this fixture is set up first, torn down last)."""
-    made = []
-
-    def start_nodes(specs):
-        nodes = SimNodes.start(nodes=list(specs), tmpdir=str(tmp_path))
-        made.append(nodes)
-        return nodes
-
-    yield start_nodes, httpd_factory
-    for nodes in made:
-        nodes.stop()
-
-
-def params(interval="10", extra=""):
-    p = f"hcmethod=BBSTATUS hcinterval={interval} hcpasses=1 hcfails=1"
-    return p + (" " + extra if extra else "")
-
-
-def config(members, section="", head=""):
-    lines = [head, f"<Proxy {BB}>"]
-    lines += [f"    BalancerMember {u} {p}" for u, p in members]
-    lines += ["    " + x for x in section.strip().splitlines()]
-    lines.append("</Proxy>")
-    return "\n".join(lines) + "\n" + DIAG + f"ProxyPass / {BB}/\n"
-
-
-def ms(seconds):
-    return round(seconds * 1000.0, 1)
+from httpd import MPMS, wait_until
+from bbs import (FAILING_RUNNING, brief, config, diag, is_, ms, murl, params,
+                 port_first_checked, wait_members)
 
 
 # --- 1. a failed request wakes the checker at once ------------------------
@@ -106,8 +68,8 @@ def start_two(env, states=("RUNNING", "RUNNING"), section="", extra="",
     nodes = start_nodes(early("ab", "bitbucket", states))
     a, b = murl(nodes, "a"), murl(nodes, "b")
     h = make(name)
-    h.start(config([(a, params("10", extra)), (b, params("10", extra))],
-                   section))
+    h.start(config([(a, params("10", extra=extra)),
+                    (b, params("10", extra=extra))], section=section))
     wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
                      for u in (a, b)}, 8, "first checks")
     return nodes, h, a, b
@@ -191,7 +153,7 @@ def test_maintenance_page_reaches_client_unchanged(env, only):
     on = make("on")
     on.start(config(members))
     off = make("off")
-    off.start(config(members, "BBStatusRetry off"))
+    off.start(config(members, section="BBStatusRetry off"))
     for h in (on, off):
         wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
                          for u in (a, b)}, 8, "first checks")
@@ -235,7 +197,7 @@ def test_at_most_one_retry(env):
     h = make()
     p = ("hcmethod=BBSTATUS hcinterval=10 hcpasses=1 hcfails=1000 retry=0")
     h.start(config([(u, p) for u in urls],
-                   "BBStatusFastBlock off\nBBStatusReprobeInterval 0"))
+                   section="BBStatusFastBlock off\nBBStatusReprobeInterval 0"))
     wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
                      for u in urls}, 8, "first checks")
     t0 = time.time()

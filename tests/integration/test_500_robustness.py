@@ -36,9 +36,9 @@ import time
 
 import pytest
 
-from httpd import DIAG, _alive, _proc_stat, wait_until
+from httpd import _alive, _proc_stat, wait_until
 from httpd import version as httpd_version
-from simnode import SimNodes
+from bbs import SLACK, config, params
 
 ROBUSTNESS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "robustness")
@@ -49,27 +49,9 @@ from soak import (MiB, CheckLog, Soak, json_members,  # noqa: E402
                   member_url, soak_allow, soak_body, verdict)
 
 CRASH_WORDS = ("Segmentation fault", "exit signal", "AH03257")
-# what a loaded 2-core machine may add to a deadline (process scheduling)
-SLACK = 0.5
-
 
 
 # --- helpers -----------------------------------------------------------------
-
-@pytest.fixture
-def sim(tmp_path):
-    """``start(**kw) -> SimNodes``; every simulator is stopped afterwards."""
-    started = []
-
-    def start(**kw):
-        kw.setdefault("tmpdir", str(tmp_path))
-        s = SimNodes.start(**kw)
-        started.append(s)
-        return s
-    yield start
-    for s in started:
-        s.stop()
-
 
 def _level(request):
     """mod_bbstatus log level: at least debug (BBS0011/BBS0041 are needed);
@@ -87,11 +69,7 @@ def _members(h, balancer="balancer://bb"):
 
 
 def _bb_body(ports, interval, extra=""):
-    members = "".join(
-        f"    BalancerMember {member_url(p)} hcmethod=BBSTATUS "
-        f"hcinterval={interval} hcpasses=1 hcfails=1\n" for p in ports)
-    return (f"{extra}<Proxy balancer://bb>\n{members}</Proxy>\n" + DIAG
-            + "ProxyPass / balancer://bb/\n")
+    return config([(p, params(interval)) for p in ports], head=extra)
 
 
 def _crash_lines(h, since=0):

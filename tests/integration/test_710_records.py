@@ -27,48 +27,9 @@ import urllib.parse
 
 import pytest
 
-from httpd import DIAG, free_port, wait_until
-from simnode import SimNodes
-from test_100_method import _Form
-
-# what a loaded 2-core machine may add to a deadline (process scheduling)
-SLACK = 0.5
-
-
-@pytest.fixture
-def sim(tmp_path):
-    made = []
-
-    def make(nodes=(), **kw):
-        s = SimNodes.start(nodes=nodes, tmpdir=str(tmp_path), **kw)
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.stop()
-
-
-def url4(nodes, name):
-    return f"http://127.0.0.1:{nodes.port(name)}"
-
-
-def get(port, path, timeout=5):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
-
-
-def diag(port):
-    status, _, body = get(port, "/bbstatus?format=json")
-    assert status == 200, body
-    return {(b["name"], m["name"]): m
-            for b in json.loads(body)["balancers"] for m in b["members"]}
-
+from httpd import free_port, wait_until
+from bbs import (SLACK, Form, balancer, config, get, murl, params, records,
+                 site)
 
 def status_count(nodes, name):
     return nodes.node(name)["counts"]["status"]
@@ -76,18 +37,6 @@ def status_count(nodes, name):
 
 def other_count(nodes, name):
     return nodes.node(name)["counts"]["other"]
-
-
-def member_line(url, interval):
-    return (f"    BalancerMember {url} hcmethod=BBSTATUS "
-            f"hcinterval={interval} hcpasses=1 hcfails=1\n")
-
-
-def bb_body(url, extra=""):
-    """balancer://bb with one member checked every 200 ms, the diagnostics
-    and a catch-all ProxyPass to it."""
-    return ("<Proxy balancer://bb>\n" + member_line(url, "200ms") + extra
-            + "</Proxy>\n" + DIAG + "ProxyPass / balancer://bb/\n")
 
 
 # --- item: the record table never fills ------------------------------------
@@ -98,14 +47,12 @@ IV = 0.2  # hcinterval of the reload test, seconds
 
 def test_records_reclaimed_over_100_reloads(sim, httpd_factory):
     nodes = sim(many=RELOADS + 2)
-    keep = url4(nodes, "n1")
+    keep = murl(nodes, "n1")
 
     def body(i):
-        return ("<Proxy balancer://keep>\n" + member_line(keep, "200ms")
-                + "</Proxy>\n"
-                + f"<Proxy balancer://r{i}>\n"
-                + member_line(url4(nodes, f"n{i + 1}"), "200ms")
-                + "</Proxy>\n" + DIAG + "ProxyPass / balancer://keep/\n")
+        return site(balancer("keep", [(keep, params("200ms"))]),
+                    balancer(f"r{i}", [(murl(nodes, f"n{i + 1}"),
+                                        params("200ms"))]), to="keep")
 
     # spare scoreboard slots: a new generation's children start while the
     # old ones are still finishing, as on any production-sized server
@@ -113,7 +60,7 @@ def test_records_reclaimed_over_100_reloads(sim, httpd_factory):
     h.start(body(1))
     t_start = time.monotonic()
     first = wait_until(lambda: (lambda m: m if m.get("checks") else None)(
-        diag(h.port)[("balancer://keep", keep)]), 5, what="first check")
+        records(h.port)[("balancer://keep", keep)]), 5, what="first check")
     first_change = first["history"][-1]
     before = first["checks"]
     slowest = 0.0
@@ -125,12 +72,12 @@ def test_records_reclaimed_over_100_reloads(sim, httpd_factory):
         wait_until(lambda: set(h.children()) - old_children, 3,
                    interval=0.01, what=f"children after reload {i - 1}")
         up = time.monotonic()
-        new = ("balancer://r%d" % i, url4(nodes, f"n{i + 1}"))
+        new = ("balancer://r%d" % i, murl(nodes, f"n{i + 1}"))
         stay = ("balancer://keep", keep)
         last = {}
 
         def all_checked():
-            recs = diag(h.port)
+            recs = records(h.port)
             last["recs"] = recs
             return set(recs) == {new, stay} \
                 and (recs[new].get("checks") or 0) >= 1 \
@@ -175,15 +122,15 @@ def _window(nodes, name, ports, key, seconds):
     """Probes the node got and checks each port's record counted over about
     ``seconds``; also every decision seen on each port meanwhile."""
     n0 = status_count(nodes, name)
-    c0 = {p: diag(p)[key]["checks"] for p in ports}
+    c0 = {p: records(p)[key]["checks"] for p in ports}
     seen = {p: set() for p in ports}
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for p in ports:
-            m = diag(p)[key]
+            m = records(p)[key]
             seen[p].add((m["decision"], "HcFl" in m["flags"]))
         time.sleep(0.05)
-    recs = {p: diag(p)[key] for p in ports}
+    recs = {p: records(p)[key] for p in ports}
     n1 = status_count(nodes, name)
     return n1 - n0, {p: recs[p]["checks"] - c0[p] for p in ports}, recs, seen
 
@@ -191,17 +138,17 @@ def _window(nodes, name, ports, key, seconds):
 @pytest.mark.allow_log(r"AH01170: balancer://bb: All workers are in error")
 def test_balancer_in_two_vhosts_is_two_members(sim, httpd_factory):
     nodes = sim([("a", "bitbucket", "RUNNING")])
-    a = url4(nodes, "a")
+    a = murl(nodes, "a")
     h = httpd_factory()
     port2 = free_port()
-    shared = bb_body(a)
+    shared = config([(a, params("200ms"))])
     # the second host does not route RUNNING: its copy must block while
     # the first one's routes, each on its own
     h.start(_vhosts_body(h, shared, port2,
                          "    BBStatusRoute STARTING FIRST_RUN\n"))
     key = ("balancer://bb", a)
     ports = (h.port, port2)
-    wait_until(lambda: all((diag(p)[key].get("checks") or 0) >= 3
+    wait_until(lambda: all((records(p)[key].get("checks") or 0) >= 3
                            for p in ports), 5, what="first checks")
     probes, checks, recs, seen = _window(nodes, "a", ports, key, 3.0)
     assert recs[h.port]["decision"] == "route", recs
@@ -232,10 +179,10 @@ def test_balancer_in_two_vhosts_is_two_members(sim, httpd_factory):
 @pytest.mark.allow_log(r"BBS0060", r"Configuration Failed")
 def test_inherited_balancer_is_one_member(sim, httpd_factory):
     nodes = sim([("a", "bitbucket", "RUNNING")])
-    a = url4(nodes, "a")
+    a = murl(nodes, "a")
     h = httpd_factory()
     port2 = free_port()
-    main = bb_body(a)
+    main = config([(a, params("200ms"))])
 
     def vhost(extra):
         return (f"Listen 127.0.0.1:{port2}\n"
@@ -255,7 +202,7 @@ def test_inherited_balancer_is_one_member(sim, httpd_factory):
     h.start(main + vhost(""))
     key = ("balancer://bb", a)
     ports = (h.port, port2)
-    wait_until(lambda: all((diag(p)[key].get("checks") or 0) >= 3
+    wait_until(lambda: all((records(p)[key].get("checks") or 0) >= 3
                            for p in ports), 5, what="first checks")
     probes, checks, recs, _ = _window(nodes, "a", ports, key, 3.0)
     # one worker: one probe per interval, seen the same from both hosts
@@ -307,7 +254,7 @@ def _add_bbstatus_member(s, url):
         if urllib.parse.parse_qs(urllib.parse.urlsplit(
             html.unescape(x)).query).get("w") == [url]), None)
     assert link, f"no edit link for {url}"
-    form = _Form()
+    form = Form()
     form.feed(s.request(link))
     fields = dict(form.fields)
     fields["w_hm"] = "BBSTATUS"
@@ -339,9 +286,9 @@ def _scrape_every_child(h, n, children):
 def test_member_added_in_manager_listed_by_every_child(sim, httpd_factory):
     nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "bitbucket",
                                                  "RUNNING")])
-    a, b = url4(nodes, "a"), url4(nodes, "b")
+    a, b = murl(nodes, "a"), murl(nodes, "b")
     h = httpd_factory(mpm="prefork", server_limit=4, start_servers=4)
-    h.start(bb_body(a, "    ProxySet growth=2\n"))
+    h.start(config([(a, params("200ms"))], section="ProxySet growth=2"))
     wait_until(lambda: len(h.children()) >= 4, 10, what="4 children")
     label = f'member="{b}"'
     s = Session(h)

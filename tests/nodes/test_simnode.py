@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from simnode import SimNodes, SimNodesError
+from simclient import SimNodes, SimNodesError
 
 HOST = "127.0.0.1"
 JSON = "application/json;charset=UTF-8"

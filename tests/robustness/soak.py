@@ -49,7 +49,7 @@ for _p in (os.path.join(TESTS, "integration"), os.path.join(TESTS, "nodes")):
         sys.path.insert(0, _p)
 
 from httpd import Httpd, HttpdError, wait_until  # noqa: E402
-from simnode import SimNodes  # noqa: E402
+from simclient import SimNodes  # noqa: E402
 
 MiB = 1024 * 1024
 

@@ -57,7 +57,7 @@ for _p in (HERE, os.path.join(TESTS, "integration"),
         sys.path.insert(0, _p)
 
 from httpd import APACHE2, Httpd, _base_env, wait_until  # noqa: E402
-from simnode import SimNodes  # noqa: E402
+from simclient import SimNodes  # noqa: E402
 from soak import CheckLog, member_url  # noqa: E402
 
 # the hostile answers a member gets, one node each
