@@ -15,7 +15,7 @@ case "${1:-check}" in
   fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
   valgrind) want=("${check[@]}" valgrind) ;;
   # make deb, and the package tests (lint, install, remove)
-  deb) want=("${check[@]}" git dpkg-dev debhelper fakeroot lintian) ;;
+  deb) want=("${check[@]}" git dpkg-dev debhelper fakeroot lintian patchelf) ;;
   # building httpd releases: PCRE 1 for those before 2.4.58, PCRE2 after,
   # OpenSSL for mod_ssl (https members), zlib/libxml2/brotli as Debian has
   compat) want=("${check[@]}" libapr1-dev libaprutil1-dev libpcre3-dev libpcre2-dev
