@@ -22,8 +22,10 @@ MAINT_PATH = "/mvc/maintenance"
 SCENARIOS = ("rolling", "backup", "detection", "overhead", "scale", "memory")
 
 CONFIG_ORDER = ("bbstatus", "bbstatus-plain", "get-status", "get-expr",
-                "get-projects", "tcp")
+                "get-projects", "tcp", "haproxy", "haproxy-retry", "nginx")
 STOCK = ("get-status", "get-expr", "get-projects", "tcp")
+# other proxies, in rolling, backup and detection only (bbsbench/peers.py)
+PEERS = ("haproxy", "haproxy-retry", "nginx")
 
 # The states the ProxyHCExpr configuration routes: what a stock setup can
 # do that comes closest to the module (route running/first run/maintenance,
@@ -62,6 +64,23 @@ CONFIGS = {
     "tcp": dict(
         label="stock TCP", module=False, method="hcmethod=TCP", extra="",
         head="", text="stock `hcmethod=TCP` (connect only)"),
+    "haproxy": dict(
+        label="HAProxy", module=False, peer="haproxy", retry=False,
+        text="HAProxy 2.6: `option httpchk` GET /status, `http-check "
+             "expect rstring` on the state (the states above), `inter 1s "
+             "fastinter 100ms rise 1 fall 1 observe layer7 error-limit 1 "
+             "on-error mark-down`"),
+    "haproxy-retry": dict(
+        label="HAProxy + retries", module=False, peer="haproxy", retry=True,
+        text="the same + `retry-on 503 conn-failure empty-response "
+             "response-timeout`, `retries 2`, `option redispatch 1`, no "
+             "layer-7 retry for other methods than GET/HEAD/OPTIONS"),
+    "nginx": dict(
+        label="nginx", module=False, peer="nginx", retry=False,
+        text="nginx 1.22: `max_fails=1 fail_timeout=1s`, "
+             "`proxy_next_upstream error timeout http_502 http_503 "
+             "http_504` (no active check in nginx without the commercial "
+             "subscription)"),
 }
 
 # Log lines a run is expected to produce (refused connects of nodes that
@@ -75,7 +94,8 @@ FULL = dict(
     backup_window=10.0, backup_rate=10,
     detect_flips=7,
     detect_runs=(("bbstatus", 1), ("bbstatus-plain", 1), ("get-status", 1),
-                 ("bbstatus", 5), ("bbstatus-plain", 5)),
+                 ("bbstatus", 5), ("bbstatus-plain", 5),
+                 ("haproxy", 1), ("haproxy-retry", 1), ("nginx", 1)),
     overhead_pairs=4, overhead_seconds=8, overhead_warmup=2,
     scale_members=1000, scale_procs=4, scale_balancers=10,
     scale_warmup=6.0, scale_window=30.0, scale_samples=15,

@@ -9,6 +9,7 @@ import time
 
 from .common import (CONFIGS, EXPECTED_LOG, FULL, HC_FAILS, HC_INTERVAL,
                      HC_PASSES, QUICK, REPO, log)
+from .peers import Peer, haproxy_conf, nginx_conf
 
 sys.path[:0] = [os.path.join(REPO, "tests", "integration"),
                 os.path.join(REPO, "tests", "nodes")]
@@ -75,6 +76,14 @@ class Bench:
         self.procs.append(h)
         return h
 
+    def peer(self, kind, name):
+        self._n += 1
+        root = os.path.join(self.workdir, "peers", f"{self._n:02d}-{name}")
+        shutil.rmtree(root, ignore_errors=True)
+        p = Peer(kind, root, name)
+        self.procs.append(p)
+        return p
+
     def stop(self, proc):
         try:
             proc.stop()
@@ -136,6 +145,12 @@ def proxy_conf(cfg, ports, interval=None, extra_proxy="", server_extra=""):
 
 def start_proxy(bench, cfg, ports, name, interval=None, extra_proxy="",
                 server_extra="", loglevel="info", **kw):
+    c = CONFIGS[cfg]
+    if c.get("peer"):
+        p = bench.peer(c["peer"], name)
+        p.start(ports, retry=c["retry"],
+                interval=HC_INTERVAL if interval is None else interval)
+        return p
     h = bench.httpd(name, CONFIGS[cfg]["module"], loglevel=loglevel, **kw)
     h.start(proxy_conf(cfg, ports, interval, extra_proxy, server_extra))
     return h
@@ -156,6 +171,13 @@ def wait_in_rotation(load, names, deadline=15.0, since=None):
 def config_text_sample(cfg, interval=None, n=3):
     """The configuration as documented (ports as 7990, 7991, ...)."""
     ports = [7990 + i for i in range(n)]
+    c = CONFIGS[cfg]
+    if c.get("peer") == "haproxy":
+        return haproxy_conf(ports, 8080, c["retry"], interval or HC_INTERVAL
+                            ).replace("127.0.0.1:799", "node:799")
+    if c.get("peer") == "nginx":
+        return nginx_conf(ports, 8080, "/run/bench-nginx").replace(
+            "127.0.0.1:799", "node:799")
     body = proxy_conf(cfg, ports, interval)
     return body.replace("127.0.0.1:799", "node:799")
 

@@ -19,7 +19,7 @@ from .procs import config_text_sample
 # ---------------------------------------------------------------------------
 
 MARK = "<!-- make bench: {} {} -->"
-SECTION_ORDER = ("header",) + SCENARIOS + ("targets",)
+SECTION_ORDER = ("header", "sidebyside") + SCENARIOS + ("targets",)
 
 
 def machine_info():
@@ -119,10 +119,14 @@ def config_list():
 def config_blocks():
     out = []
     for c in CONFIG_ORDER:
+        peer = CONFIGS[c].get("peer")
         out.append(f"{CONFIGS[c]['label']}"
-                   + (" (module loaded)" if CONFIGS[c]["module"]
+                   + (" (`haproxy -db -f FILE`)" if peer == "haproxy" else
+                      " (`nginx -p DIR -c FILE`)" if peer == "nginx" else
+                      " (module loaded)" if CONFIGS[c]["module"]
                       else " (module not loaded)")
-                   + ":\n\n```apache\n" + config_text_sample(c).strip()
+                   + ":\n\n```" + (peer or "apache") + "\n"
+                   + config_text_sample(c).strip()
                    + "\n```\n")
     return "\n".join(out)
 
@@ -177,19 +181,29 @@ def render_rolling(res, meta, png_rel):
         "another state (its own 503 page, mostly).\n"
         "- *capacity lost*: member-seconds in which a RUNNING node got no "
         "request although the load went on to the others (12 or more "
-        "requests in a row elsewhere).\n")
+        "requests in a row elsewhere).\n"
+        "- *node-side*: user requests the restarting node itself logged "
+        "while STOPPING or STARTING, per restart (mean, max in brackets), "
+        "retried ones included: a proxy that retries a 503 elsewhere hides "
+        "it from the client, not from the node. *Requests the nodes "
+        "received*: all nodes, whole window; more than *requests* means "
+        "retries.\n")
     for flavor in ("bitbucket", "jira"):
         rows = []
         for r in res["runs"]:
             if r["flavor"] != flavor:
                 continue
             ph = r["phases"]
+            ns = r.get("node_side") or {}
             rows.append([
                 CONFIGS[r["config"]]["label"], fmt(r["sent"]),
                 f"**{fmt(r['failures'])}**",
                 " / ".join(fmt(ph.get(p, {}).get("fail", 0)) for p in
                            ("STOPPING", "STOPPED", "STARTING",
                             "all RUNNING")),
+                per_restart(ns, "STOPPING", bold=True),
+                per_restart(ns, "STARTING"),
+                fmt(ns["total"]) if ns else "-",
                 fmt(r["served_not_running"]),
                 fmt(r["capacity_lost"], 1),
                 ms(r["latency_p99"], 1),
@@ -201,6 +215,9 @@ def render_rolling(res, meta, png_rel):
         out.append(md_table(
             ["configuration", "requests", "failures",
              "in STOPPING / refused / STARTING / all RUNNING",
+             "at the STOPPING node per restart (node-side)",
+             "at the STARTING node per restart (node-side)",
+             "requests the nodes received",
              "served while not RUNNING", "capacity lost (member-s)",
              "p99 latency (2xx)", "failure kinds"], rows))
         b = best_stock(res["runs"], flavor)
@@ -218,6 +235,62 @@ def render_rolling(res, meta, png_rel):
     return "".join(out)
 
 
+def per_restart(ns, state, bold=False):
+    """Mean per restart (max) of a node-side count, from node_side()."""
+    per = (ns or {}).get(state)
+    if not per:
+        return "-"
+    mean = sum(per) / len(per)
+    txt = f"{mean:.1f}" if mean % 1 else f"{mean:.0f}"
+    txt = f"**{txt}**" if bold else txt
+    return txt + (f" ({max(per)})" if len(per) > 1 else "")
+
+
+def render_side_by_side(results, meta):
+    """One line per configuration: the rolling restart's failures and
+    node-side hits per flavor, the backup client while users browse.
+    Written only when both scenarios ran (else the earlier one stays)."""
+    rol, bk = results.get("rolling"), results.get("backup")
+    if not rol or not bk:
+        return ""
+    cfgs = [c for c in CONFIG_ORDER
+            if any(r["config"] == c for r in rol["runs"] + bk["runs"])]
+    rows = []
+    for c in cfgs:
+        row = [CONFIGS[c]["label"]]
+        for key in ("failures", "STOPPING", "STARTING"):
+            for flavor in ("bitbucket", "jira"):
+                r = next((x for x in rol["runs"] if x["config"] == c
+                          and x["flavor"] == flavor), None)
+                if r is None:
+                    row.append("-")
+                elif key == "failures":
+                    row.append(f"**{fmt(r['failures'])}**")
+                else:
+                    row.append(per_restart(r.get("node_side"), key,
+                                           bold=key == "STOPPING"))
+        b = next((x for x in bk["runs"] if x["config"] == c
+                  and x.get("users")), None)
+        row.append(f"**{b['polls_answered']} of {b['polls_counted']}**"
+                   if b else "-")
+        rows.append(row)
+    n = len(rol["nodes_restarted"])
+    out = [section_head("Side by side", meta)]
+    out.append(
+        f"Rolling restart of {n} node{'s' if n > 1 else ''} (section 1) "
+        "and the backup client while users browse (section 2), every "
+        "configuration of this run; *bb* Bitbucket flavor, *jira* Jira "
+        "flavor. Counts, not latencies: they hold on a busy machine. "
+        "Node-side: mean per restart (max), counted by the node itself, "
+        "retried requests included.\n\n")
+    out.append(md_table(
+        ["configuration", "failed requests per rolling run: bb",
+         "jira", "hits at the STOPPING node per restart: bb", "jira",
+         "hits at the STARTING node per restart: bb", "jira",
+         "backup client answered, users browsing"], rows))
+    return "".join(out)
+
+
 def render_backup(res, meta):
     out = [section_head("2. Backup during maintenance", meta)]
     out.append(
@@ -230,6 +303,8 @@ def render_backup(res, meta):
         "\n\n")
     rows = []
     for r in res["runs"]:
+        if r.get("users"):
+            continue
         whole = r["answered"] / r["sent"] if r["sent"] else None
         st = (r["steady_answered"] / r["steady_sent"]
               if r["steady_sent"] else None)
@@ -240,6 +315,27 @@ def render_backup(res, meta):
                                sorted(r["statuses"].items(), key=str))])
     out.append(md_table(["configuration", "answered/sent", "whole window",
                          "steady state", "answers"], rows))
+    rows = []
+    for r in res["runs"]:
+        if not r.get("users"):
+            continue
+        rows.append([CONFIGS[r["config"]]["label"],
+                     f"**{r['polls_answered']} of {r['polls_counted']}**",
+                     f"{r['answered']}/{r['sent']}",
+                     ", ".join(f"{k}: {v}" for k, v in
+                               sorted(r["statuses"].items(), key=str)),
+                     ", ".join(f"{k}: {v}" for k, v in
+                               sorted(r["user_statuses"].items(), key=str))])
+    if rows:
+        out.append(
+            f"\n**While users browse**: the same, with users going on at "
+            f"{res.get('users_rate', 50)} requests/s (`GET {USER_PATH}`; "
+            "every node answers them with its 503 maintenance page). "
+            f"Counted: the first {res.get('polls', 50)} polls of the steady "
+            "state.\n\n")
+        out.append(md_table(["configuration", "backup client answered",
+                             "whole window", "backup client's answers",
+                             "users' answers (steady state)"], rows))
     out.append(log_notes(res["runs"]))
     return "".join(out)
 
@@ -254,6 +350,10 @@ def render_detection(res, meta):
         "first request after the last one the node answered. *Back*: from "
         "the flip to RUNNING to the first request it answers. Resolution: "
         "the time between two requests to one node (4 / request rate). "
+        "*Hits at the STOPPING node*: user requests the node itself logged "
+        "between its flip to STOPPING and back, retried ones included (a "
+        "proxy that retries elsewhere hides them from the client: its "
+        "*out* then only says when the client stopped seeing the node). "
         "Target for *out* with BBSTATUS: median ≤ hcinterval/2 + 100 ms, "
         "max ≤ hcinterval + 200 ms.\n\n")
     rows = []
@@ -271,10 +371,15 @@ def render_detection(res, meta):
                      ms(r["out_median"]), ms(r["out_max"]),
                      ms(r["back_median"]), ms(r["back_max"]),
                      fmt(r["failures_per_flip"], 1),
+                     (f"{fmt(r['node_hits_per_flip'], 1)} "
+                      f"({r['node_hits_max']})"
+                      if r.get("node_hits_per_flip") is not None else "-"),
                      ms(r["resolution"], 1), tgt or "-"])
     out.append(md_table(["configuration", "hcinterval", "flips",
                          "out: median", "out: max", "back: median",
-                         "back: max", "503s per flip", "resolution",
+                         "back: max", "503s per flip (client)",
+                         "hits at the STOPPING node per flip (max)",
+                         "resolution",
                          "target (out)"], rows))
     out.append(log_notes(res["runs"]))
     return "".join(out)
@@ -436,6 +541,28 @@ def targets(results, meta):
                     f"({CONFIGS[best['config']]['label']})",
                     "met" if ok else "missed",
                     "" if ok else why_rolling(bb, best)))
+        for flavor in ("bitbucket", "jira"):
+            bb = next((r for r in rol["runs"] if r["flavor"] == flavor
+                       and r["config"] == "bbstatus"), None)
+            if not bb:
+                continue
+            ok = bb["failures"] == 0
+            rows.append((f"rolling restart, {flavor}: 0 failed GET",
+                         fmt(bb["failures"]), "met" if ok else "missed",
+                         "" if ok else why_rolling_zero(bb)))
+            per = (bb.get("node_side") or {}).get("STOPPING")
+            if per:
+                ok = max(per) <= 2
+                rows.append((
+                    f"rolling restart, {flavor}: ≤ 2 hits at the STOPPING "
+                    "node per restart (node-side)",
+                    ", ".join(str(x) for x in per),
+                    "met" if ok else "missed",
+                    "" if ok else "the node answers 503 from the instant it "
+                    "says STOPPING; each request that reaches it before the "
+                    "early probe (woken by the first failed request) has "
+                    "taken it out counts here, also when the retry then "
+                    "answers it from another member"))
         bbj = next((r for r in rol["runs"] if r["flavor"] == "jira"
                     and r["config"] == "bbstatus"), None)
         if bbj:
@@ -446,7 +573,8 @@ def targets(results, meta):
                 "" if n == 0 else why_jira_stopping(bbj, results)))
     bk = results.get("backup")
     if bk:
-        r = next((x for x in bk["runs"] if x["config"] == "bbstatus"), None)
+        r = next((x for x in bk["runs"] if x["config"] == "bbstatus"
+                  and not x.get("users")), None)
         if r:
             ok = r["answered"] == r["sent"] and r["sent"] > 0
             rows.append(("backup: 100% answered with BBSTATUS",
@@ -454,8 +582,17 @@ def targets(results, meta):
                          "met" if ok else "missed",
                          "" if ok else "see the answers column of "
                          "section 2"))
-        r = next((x for x in bk["runs"] if x["config"] == "get-projects"),
-                 None)
+        r = next((x for x in bk["runs"] if x["config"] == "bbstatus"
+                  and x.get("users")), None)
+        if r:
+            ok = r["polls_answered"] == r["polls_counted"] > 0
+            rows.append(("backup while users browse: every poll answered "
+                         "with BBSTATUS",
+                         f"{r['polls_answered']} of {r['polls_counted']}",
+                         "met" if ok else "missed",
+                         "" if ok else "see the second table of section 2"))
+        r = next((x for x in bk["runs"] if x["config"] == "get-projects"
+                  and not x.get("users")), None)
         if r:
             st = (r["steady_answered"] / r["steady_sent"]
                   if r["steady_sent"] else 0)
@@ -525,6 +662,15 @@ def why_rolling(bb, best):
             parts.append(f"{n - m} more in {p}")
     return ("BBSTATUS had " + ", ".join(parts) + " than "
             + CONFIGS[best["config"]]["label"] + "; failure kinds: "
+            + ", ".join(f"{k} {v}" for k, v in bb["failure_kinds"].items()))
+
+
+def why_rolling_zero(bb):
+    ph = bb["phases"]
+    where = ", ".join(f"{ph[p]['fail']} in {p}" for p in
+                      ("STOPPING", "STOPPED", "STARTING", "all RUNNING")
+                      if ph.get(p, {}).get("fail"))
+    return (f"{where}; failure kinds: "
             + ", ".join(f"{k} {v}" for k, v in bb["failure_kinds"].items()))
 
 
@@ -628,7 +774,8 @@ def render_targets(results, meta, old_section=""):
 
 
 def write_report(path, results, meta, png_rel):
-    sections = {"header": render_header(meta)}
+    sections = {"header": render_header(meta),
+                "sidebyside": render_side_by_side(results, meta)}
     if "rolling" in results:
         sections["rolling"] = render_rolling(results["rolling"], meta,
                                              png_rel)

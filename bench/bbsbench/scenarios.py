@@ -46,6 +46,7 @@ def rolling_one(bench, cfg, flavor):
         recs = load.stop()
         load = None
         events = nodes.events()
+        at_node = node_requests(nodes, names)
         problems, n_problems = log_problems(h)
     finally:
         if load is not None:
@@ -59,7 +60,31 @@ def rolling_one(bench, cfg, flavor):
     res = analyse_rolling(cfg, flavor, recs, tl, names, w0, w1, in_rot,
                           problems, n_problems)
     res["first_restart"] = first - w0
+    res["node_side"] = node_side(at_node, tl, P["rolling_nodes"], w0, w1)
     return res
+
+
+def node_requests(nodes, names):
+    """Arrival times of the user requests each node received (its own
+    log: /status excluded), retried ones included."""
+    return {n: [e[0] for e in nodes.requests(n)] for n in names}
+
+
+def node_side(at_node, tl, restarted, w0, w1):
+    """Requests that reached each restarted node while it was STOPPING
+    and STARTING, counted by the node, and every request the nodes
+    received in the window (retries included)."""
+    out = {"restarts": len(restarted), "total": 0}
+    for st in ("STOPPING", "STARTING"):
+        per = []
+        for n in restarted:
+            iv = tl.intervals(n, st, w0, w1)
+            per.append(sum(1 for t in at_node.get(n, ())
+                           if any(a <= t < b for a, b in iv)))
+        out[st] = per
+    out["total"] = sum(1 for ts in at_node.values() for t in ts
+                       if w0 <= t < w1)
+    return out
 
 
 def analyse_rolling(cfg, flavor, recs, tl, names, w0, w1, in_rot, problems,
@@ -151,19 +176,28 @@ def scenario_rolling(bench, configs):
 # Scenario 2: backup during maintenance
 # ---------------------------------------------------------------------------
 
-def backup_one(bench, cfg):
+USERS_RATE = 50          # users browsing during the backup, requests/s
+BACKUP_POLLS = 50        # polls counted in the steady state, with users
+
+
+def backup_one(bench, cfg, users=False):
+    """The backup client's polls while every node is in MAINTENANCE; with
+    ``users``, users keep browsing meanwhile (each gets the node's 503
+    maintenance page) and the first BACKUP_POLLS polls of the steady
+    state are counted."""
     P = bench.P
     names = ("n1", "n2", "n3")
     nodes = bench.nodes([(n, "bitbucket", "RUNNING") for n in names])
     h = load = poll = None
     try:
         h = start_proxy(bench, cfg, [nodes.port(n) for n in names],
-                        f"backup-{cfg}")
+                        f"backup-{cfg}" + ("-users" if users else ""))
         # some user traffic to see every member in rotation first
-        load = PacedLoad(h.port, 50, conns=8).start()
+        load = PacedLoad(h.port, USERS_RATE, conns=8).start()
         in_rot = wait_in_rotation(load, names, deadline=6 * HC_INTERVAL + 5)
-        load.stop()
-        load = None
+        if not users:
+            load.stop()
+            load = None
         token = "bench-" + os.urandom(8).hex()
         poll = PacedLoad(h.port, P["backup_rate"], path=MAINT_PATH,
                          headers={"X-Atlassian-Maintenance-Token": token},
@@ -175,6 +209,8 @@ def backup_one(bench, cfg):
         sleep_until(t_end)
         recs = poll.stop()
         poll = None
+        user_recs = load.stop() if load is not None else []
+        load = None
         problems, n_problems = log_problems(h)
     finally:
         for lg in (load, poll):
@@ -187,8 +223,16 @@ def backup_one(bench, cfg):
             < t_end]
     settle = HC_FAILS * HC_INTERVAL + 1.5
     steady = [r for r in recs if r.t_sent >= t_flip + settle]
+    counted = sorted(steady, key=lambda r: r.t_sent)[:BACKUP_POLLS]
+    user_win = [r for r in user_recs if r.t_sent is not None
+                and t_flip + settle <= r.t_sent < t_end]
     return {
-        "config": cfg, "in_rotation_at_start": in_rot,
+        "config": cfg, "in_rotation_at_start": in_rot, "users": users,
+        "polls_counted": len(counted),
+        "polls_answered": sum(r.ok for r in counted),
+        "user_statuses": _count(r.err or (f"{r.status}" if r.node else
+                                          f"{r.status} (proxy)")
+                                for r in user_win),
         "sent": len(recs), "answered": sum(r.ok for r in recs),
         "steady_from": settle, "steady_sent": len(steady),
         "steady_answered": sum(r.ok for r in steady),
@@ -200,14 +244,18 @@ def backup_one(bench, cfg):
 
 def scenario_backup(bench, configs):
     runs = []
-    for cfg in configs:
-        log(f"backup: {cfg}")
-        res = backup_one(bench, cfg)
-        log(f"  answered {res['answered']}/{res['sent']}, steady "
-            f"{res['steady_answered']}/{res['steady_sent']}")
-        runs.append(res)
+    for users in (False, True):
+        for cfg in configs:
+            log(f"backup: {cfg}" + (", users browsing" if users else ""))
+            res = backup_one(bench, cfg, users)
+            log(f"  answered {res['answered']}/{res['sent']}, steady "
+                f"{res['steady_answered']}/{res['steady_sent']}"
+                + (f", {res['polls_answered']} of {res['polls_counted']}"
+                   if users else ""))
+            runs.append(res)
     return {"runs": runs, "window": bench.P["backup_window"],
-            "rate": bench.P["backup_rate"]}
+            "rate": bench.P["backup_rate"], "users_rate": USERS_RATE,
+            "polls": BACKUP_POLLS}
 
 
 # ---------------------------------------------------------------------------
@@ -278,6 +326,7 @@ def detection_one(bench, cfg, interval, flips_per_node, seed):
         recs = load.stop()
         load = None
         events = nodes.events()
+        at_node = node_requests(nodes, flippers)
         problems, n_problems = log_problems(h)
     finally:
         stop.set()
@@ -290,6 +339,7 @@ def detection_one(bench, cfg, interval, flips_per_node, seed):
                   key=lambda r: r.t_sent)
     tl = StateTimeline({n: "RUNNING" for n in names}, events, t_ready)
     out_times, back_times, censored, per_flip_fail = [], [], 0, []
+    per_flip_node = []
     sent_times = [r.t_sent for r in recs]
     for n in flippers:
         ch = tl.changes[n]
@@ -300,6 +350,8 @@ def detection_one(bench, cfg, interval, flips_per_node, seed):
             t_back = ch[k + 1][0] if k + 1 < len(ch) else None
             if t_back is None:
                 continue
+            per_flip_node.append(sum(1 for x in at_node.get(n, ())
+                                     if t <= x < t_back))
             mine = [r for r in recs[bisect.bisect_left(sent_times, t):
                                     bisect.bisect_left(sent_times, t_back)]
                     if r.node == n]
@@ -332,6 +384,9 @@ def detection_one(bench, cfg, interval, flips_per_node, seed):
         "back_max": max(back_times) if back_times else None,
         "failures_per_flip": (statistics.mean(per_flip_fail)
                               if per_flip_fail else None),
+        "node_hits_per_flip": (statistics.mean(per_flip_node)
+                               if per_flip_node else None),
+        "node_hits_max": max(per_flip_node) if per_flip_node else None,
         "resolution": len(names) / rate if rate else None,
         "rate": rate, "errors": errors, "log_problems": problems,
         "log_problem_count": n_problems,
