@@ -50,6 +50,10 @@ def parse_args(argv=None):
                    os.path.join(REPO, ".libs", "mod_bbstatus.so"),
                    help="the module to test (copied into the work directory "
                         "first; default .libs/mod_bbstatus.so or $BBS_MODULE)")
+    p.add_argument("--note", default=None,
+                   help="a line about the conditions of the run (a shared "
+                        "or busy machine, say), printed next to the figures"
+                        "; with --from-json too")
     a = p.parse_args(argv)
     wanted = [s.strip() for x in a.scenario for s in x.split(",")
               if s.strip()] or list(SCENARIOS)
@@ -80,7 +84,7 @@ def main(argv=None):
     png = os.path.abspath(a.png) if a.png else os.path.join(
         os.path.dirname(out), "bench", "rolling-restart.png")
     if a.from_json:
-        return render_again(a.from_json, out, png, a.workdir)
+        return render_again(a.from_json, out, png, a.workdir, a.note)
     cmd = "/usr/bin/python3 bench/run.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     meta = {"quick": a.quick, "scenarios": a.scenarios,
@@ -88,6 +92,7 @@ def main(argv=None):
             "started": datetime.datetime.now().astimezone().strftime(
                 "%Y-%m-%d %H:%M %Z"),
             "load_before": os.getloadavg(), "machine": machine_info(),
+            "note": a.note,
             "scale_run": "scale" in a.scenarios,
             "memory_run": "memory" in a.scenarios}
     bench = Bench(a.workdir, a.module, a.quick)
@@ -128,10 +133,12 @@ def main(argv=None):
     return 0
 
 
-def render_again(path, out, png, workdir):
+def render_again(path, out, png, workdir, note=None):
     with open(path) as f:
         doc = json.load(f)
     meta, results = doc["meta"], doc["results"]
+    if note is not None:
+        meta["note"] = note
     meta.setdefault("finished", "?")
     meta.setdefault("load_after", meta.get("load_before", (0, 0, 0)))
 

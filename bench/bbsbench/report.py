@@ -74,8 +74,10 @@ def md_table(head, rows):
 
 
 def quick_note(meta):
-    return ("\n> **Quick run** (`--quick`): smaller counts, not the "
-            "reference figures.\n" if meta["quick"] else "")
+    return (("\n> **Quick run** (`--quick`): smaller counts, not the "
+             "reference figures.\n" if meta["quick"] else "")
+            + (f"\n> **Conditions**: {meta['note']}\n"
+               if meta.get("note") else ""))
 
 
 def render_header(meta):
