@@ -621,9 +621,13 @@ def targets(results, meta):
     ov = results.get("overhead")
     if ov and ov.get("ratio"):
         ok = ov["ratio"] >= 0.98
-        rows.append(("overhead ratio ≥ 0.98", f"{ov['ratio']:.4f}",
-                     "met" if ok else "missed",
-                     "" if ok else why_overhead(ov)))
+        pr = ov.get("pair_ratios") or []
+        # pairs that disagree by more than the margin cannot tell 2% apart
+        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
+        rows.append(("overhead ratio ≥ 0.98", f"{ov['ratio']:.4f} (pairs "
+                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
+                     "inconclusive" if noisy else "met" if ok else "missed",
+                     why_overhead(ov) if noisy or not ok else ""))
     sc = results.get("scale")
     if sc and "get-status" in sc:
         b, s = sc["bbstatus"], sc["get-status"]
@@ -703,6 +707,12 @@ def why_detection(r):
 
 
 def why_overhead(ov):
+    pr = ov.get("pair_ratios") or []
+    if len(pr) > 1 and max(pr) - min(pr) > 0.04:
+        return (f"the ratios of the ABBA pairs spread from {min(pr):.3f} "
+                f"to {max(pr):.3f}, far more than the 2% to be measured: "
+                f"the machine's load changed during the runs; rerun on an "
+                f"idle machine")
     mods = [r["rps"] for r in ov["runs"] if r["config"] == "bbstatus"]
     sts = [r["rps"] for r in ov["runs"] if r["config"] == "get-status"]
     if mods and sts and (max(sts) - min(sts)) / median(sts) > \
