@@ -11,7 +11,9 @@ case "${1:-check}" in
   build) want=("${build[@]}") ;;
   check|ci) want=("${check[@]}") ;;
   demo) want=("${build[@]}" python3 curl) ;;
-  bench) want=("${check[@]}" wrk gnuplot-nox) ;;
+  # the other proxies compared are run by bench/bbsbench/peers.py as its
+  # own foreground processes; their system services are never used
+  bench) want=("${check[@]}" wrk gnuplot-nox haproxy nginx-light) ;;
   fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
   valgrind) want=("${check[@]}" valgrind) ;;
   # make deb, and the package tests (lint, install, remove)
@@ -41,5 +43,28 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# haproxy and nginx would start their system services on install: the
+# benchmark runs its own processes, so nothing is started (policy-rc.d
+# answering 101, for this install only) and the services are disabled.
+services=()
+for p in "${missing[@]}"; do
+  case "$p" in haproxy) services+=(haproxy) ;; nginx-light) services+=(nginx) ;; esac
+done
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ${#services[@]} -gt 0 ] && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
+  own_policy=1
+  trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+for s in "${services[@]}"; do
+  "${sudo[@]}" update-rc.d "$s" disable >/dev/null 2>&1 || true
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    "${sudo[@]}" systemctl disable "$s" >/dev/null 2>&1 || true
+  fi
+done
+[ -n "$own_policy" ] && "${sudo[@]}" rm -f "$policy" && trap - EXIT
+exit 0

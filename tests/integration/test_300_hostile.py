@@ -34,7 +34,7 @@ import pytest
 
 from bbs import module_loglevel
 from httpd import Httpd, _alive, _proc_stat, module_load_error, wait_until
-from simnode import SimNodes
+from simclient import SimNodes
 
 INTERVAL = 1.0            # hcinterval of every member, seconds
 TIMEOUT = 2.0             # BBStatusTimeout

@@ -1298,13 +1298,5 @@ def main(argv=None) -> int:
         return 0
 
 
-def __getattr__(name):
-    # the client used to live here; older importers still find it
-    if name in ("SimNodes", "SimNodesError"):
-        import simclient
-        return getattr(simclient, name)
-    raise AttributeError(name)
-
-
 if __name__ == "__main__":
     sys.exit(main())
