@@ -27,7 +27,7 @@ import urllib.parse
 
 import pytest
 
-from httpd import free_port, wait_until
+from httpd import free_port, wait_until, worker_lingers
 from bbs import (SLACK, Form, balancer, config, get, murl, params, records,
                  site)
 
@@ -56,6 +56,12 @@ def test_records_reclaimed_over_100_reloads(sim, httpd_factory):
 
     # spare scoreboard slots: a new generation's children start while the
     # old ones are still finishing, as on any production-sized server
+    if worker_lingers():
+        pytest.skip("the worker MPM before 2.4.62 starts the new "
+                    "generation's checker 1.0-1.1 s after each graceful "
+                    "restart (BBS0041 lines; README, Compatibility), more "
+                    "than this test's two intervals; it passes there with "
+                    "BBS_MPM=prefork")
     h = httpd_factory(server_limit=4, start_servers=2)
     h.start(body(1))
     t_start = time.monotonic()
