@@ -21,6 +21,7 @@ import time
 import pytest
 
 from bbs import BB, Load, brief, config, is_, murl, params, wait_members
+from httpd import version as httpd_version
 
 
 LBMETHODS = ("byrequests", "bybusyness", "bytraffic")
@@ -29,11 +30,17 @@ STICKY = "stickysession=ROUTEID|jsessionid scolonpathdelim=On"
 N = 10
 
 
+# httpd 2.4.62 and 2.4.63 take no route from the query string (their PR
+# 69443): there a query parameter is no sticky request at all
+QUERY_ROUTES = not (2, 4, 62) <= httpd_version() < (2, 4, 64)
+
+
 def sticky_requests(route):
     """(kind, path, headers) of requests whose route is ``route``."""
-    return (("cookie", "/app/c", {"Cookie": f"other=1; ROUTEID=.{route}"}),
-            ("path", f"/app/p;jsessionid=abc.{route}", {}),
-            ("query", f"/app/q?x=1&jsessionid=abc.{route}", {}))
+    kinds = (("cookie", "/app/c", {"Cookie": f"other=1; ROUTEID=.{route}"}),
+             ("path", f"/app/p;jsessionid=abc.{route}", {}),
+             ("query", f"/app/q?x=1&jsessionid=abc.{route}", {}))
+    return kinds if QUERY_ROUTES else kinds[:2]
 
 
 def answers(h, path, headers, n=N):
@@ -240,7 +247,8 @@ def test_nofailover_and_admin_standby_keep_sticky_requests(env):
     # an administrator's hot standby is the balancer's own: sticky
     # requests reach it
     assert rotation(recs[u3]) == (False, True), brief(recs[u3])
-    assert answers(h, "/app/q?ROUTEID=.n2", {}) == {("n2", 503): N}
+    if QUERY_ROUTES:
+        assert answers(h, "/app/q?ROUTEID=.n2", {}) == {("n2", 503): N}
     assert answers(h, "/app/c", {"Cookie": "ROUTEID=.n2"}) == {("n2", 503): N}
     assert answers(h, "/app/c", {"Cookie": "ROUTEID=.n3"}) == {("n3", 200): N}
     assert answers(h, "/app/plain", {}) == {("n1", 200): N}
