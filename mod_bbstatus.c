@@ -141,11 +141,8 @@ static void bbs_register_hooks(apr_pool_t *p)
                         APR_HOOK_LAST);
     ap_hook_child_init(bbs_child_init, after_balancer, NULL, APR_HOOK_LAST);
     ap_hook_handler(bbs_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    bbs_manager_register();
-    ap_hook_insert_filter(bbs_manager_insert_filter, NULL, NULL,
-                          APR_HOOK_MIDDLE);
-    ap_hook_log_transaction(bbs_manager_log_transaction, NULL, NULL,
-                            APR_HOOK_MIDDLE);
+    /* balancer-manager edits an administrator confirms */
+    bbs_manager_register_hooks();
     APR_OPTIONAL_HOOK(ap, status_hook, bbs_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
     /* post_request runs until a hook says OK, as mod_proxy_balancer's

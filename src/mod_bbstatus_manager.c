@@ -101,7 +101,7 @@ static apr_status_t copy_body(ap_filter_t *f, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
-void bbs_manager_insert_filter(request_rec *r)
+static void insert_filter(request_rec *r)
 {
     proxy_server_conf *conf;
     edit_t *e;
@@ -161,7 +161,7 @@ static const settings_t *before_of(const edit_t *e, const proxy_worker *w)
     return NULL;
 }
 
-int bbs_manager_log_transaction(request_rec *r)
+static int log_transaction(request_rec *r)
 {
     edit_t *e = ap_get_module_config(r->request_config, &bbstatus_module);
     proxy_server_conf *conf;
@@ -206,8 +206,10 @@ int bbs_manager_log_transaction(request_rec *r)
     return DECLINED;
 }
 
-void bbs_manager_register(void)
+void bbs_manager_register_hooks(void)
 {
     ap_register_input_filter(FILTER_NAME, copy_body, NULL,
                              AP_FTYPE_RESOURCE);
+    ap_hook_insert_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_log_transaction(log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 }

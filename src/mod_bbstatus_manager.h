@@ -8,8 +8,6 @@
 
 #include "mod_bbstatus_private.h"
 
-void bbs_manager_register(void);
-void bbs_manager_insert_filter(request_rec *r);
-int bbs_manager_log_transaction(request_rec *r);
+void bbs_manager_register_hooks(void);
 
 #endif /* MOD_BBSTATUS_MANAGER_H */
