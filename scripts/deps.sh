@@ -4,9 +4,10 @@
 set -euo pipefail
 
 build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
-# the page tests: an HTML5 parser and a real browser (Chromium, Selenium)
+# the page tests: an HTML5 parser and a real browser (Chromium, Selenium);
+# gdb reads the core of a child that crashed (test_restarts_under_load)
 check=("${build[@]}" check python3-pytest curl openssl python3-html5lib
-       chromium chromium-driver python3-selenium)
+       chromium chromium-driver python3-selenium gdb)
 case "${1:-check}" in
   build) want=("${build[@]}") ;;
   check|ci) want=("${check[@]}") ;;

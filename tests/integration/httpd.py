@@ -206,6 +206,55 @@ def default_mpm():
     return mpm
 
 
+CHILD_SIGNAL_RE = re.compile(r"child pid (\d+) exit signal")
+
+
+def event_stop_race(core, pid):
+    """(True, backtrace) when ``core``, written by crashed child ``pid``,
+    shows the event MPM's own race at an ungraceful stop, else (False,
+    backtrace or why it cannot tell).
+
+    At a full restart or stop the child's main thread resets the sockets
+    of connections in progress (event.c ``close_worker_sockets()`` ->
+    ``close_socket_nonblocking()`` -> ``apr_os_sock_get()``) while the
+    listener destroys the recycled connection pools; a worker that has
+    just recycled its pool but not yet cleared its ``worker_sockets[]``
+    entry leaves a socket whose memory is unmapped under the main thread.
+    It crashes httpd without mod_bbstatus as well
+    (tests/integration/restart_race.py --without-module).  Recognized by:
+    the faulting thread is the child's main thread, it faults in
+    ``apr_os_sock_get()`` called from the event MPM, and no frame of it is
+    mod_bbstatus's."""
+    if not shutil.which("gdb"):
+        return False, "gdb is not installed: the core cannot be read"
+    try:
+        out = subprocess.run(
+            ["gdb", "-q", "-batch", "-ex", "thread apply all bt 12", APACHE2,
+             core], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"gdb failed: {e}"
+    # the child's main thread (its LWP is the child's pid); httpd's SIGSEGV
+    # handler re-raises the signal for the core, so the fault is the frame
+    # after "<signal handler called>" when the handler shows
+    frames, in_main = [], False
+    for line in out.splitlines():
+        m = re.match(r"Thread \d+ \(Thread \S+ \(LWP (\d+)\)", line)
+        if m:
+            in_main = int(m.group(1)) == pid
+        elif in_main and line.startswith("#"):
+            frames.append(line)
+    handler = [i for i, f in enumerate(frames) if "<signal handler called>" in f]
+    fault = frames[handler[-1] + 1:] if handler else frames
+    segv = "Program terminated with signal SIGSEGV" in out
+    bt = f"main thread of {pid}:\n" + "\n".join(frames) if frames else out
+    race = (segv and len(fault) >= 2
+            and re.search(r"\bapr_os_sock_get\b", fault[0])
+            and re.search(r"close_socket_nonblocking|close_worker_sockets"
+                          r"|mod_mpm_event\.so", fault[1])
+            and not any("bbstatus" in f for f in frames))
+    return bool(race), bt
+
+
 def _base_env(extra=None):
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -595,6 +644,31 @@ class Httpd:
                           for n in os.listdir(self.cores_dir))
         except OSError:
             return []
+
+    def crashed_children(self, since=0):
+        """[(pid, line)] of the children that the error log (from byte
+        ``since``) says died of a signal."""
+        return [(int(m.group(1)), line)
+                for line in self.error_log_since(since).splitlines()
+                for m in [CHILD_SIGNAL_RE.search(line)] if m]
+
+    def take_core(self, pid, deadline=10):
+        """The core file of crashed child ``pid``, renamed to
+        ``cores/core.<pid>`` so that the next crash cannot overwrite it
+        (with kernel.core_pattern "core" every core is ``cores/core``);
+        None if none came within ``deadline`` s."""
+        dest = os.path.join(self.cores_dir, f"core.{pid}")
+        end = time.monotonic() + deadline
+        while True:
+            if os.path.exists(dest):
+                return dest
+            plain = os.path.join(self.cores_dir, "core")
+            if os.path.exists(plain):
+                os.rename(plain, dest)
+                return dest
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.1)
 
     def _read_pidfile(self):
         try:

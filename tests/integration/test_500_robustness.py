@@ -7,7 +7,9 @@ that goes away (project issue "Hostile backends and hostile input").
   and no member may go three intervals or more without a check.  The full
   soak (100,000+ checks) is tests/robustness/soak.py (``make soak``).
 * test_restarts_under_load: 50 graceful and 5 full restarts while a client
-  sends requests through the proxy and checks run: no crash, no AH03257,
+  sends requests through the proxy and checks run: no crash (a child lost
+  at a full restart to the event MPM's own race is told apart by its
+  core, see ``httpd.event_stop_race``), no AH03257,
   checks and state changes afterwards, nothing of shared memory left after
   the stop.
 * test_method_row_restored_after_unload: graceful restarts into a
@@ -36,7 +38,8 @@ import time
 
 import pytest
 
-from httpd import _alive, _proc_stat, wait_until
+from httpd import (_alive, _proc_stat, event_stop_race, wait_until,
+                   worker_lingers)
 from httpd import version as httpd_version
 from bbs import SLACK, config, params
 
@@ -77,15 +80,44 @@ def _crash_lines(h, since=0):
             if any(w in line for w in CRASH_WORDS)]
 
 
+def _core_pattern():
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _httpd_race_crashes(h, cores, since):
+    """The children that crashed after log offset ``since`` of the event
+    MPM's own race at an ungraceful stop (``httpd.event_stop_race``), and
+    those that crashed otherwise, with their backtraces: -> (race pids,
+    unexplained descriptions).  ``cores``: {pid: core file} taken so far."""
+    race, other = [], []
+    for pid, line in h.crashed_children(since):
+        core = cores.get(pid) or h.take_core(pid, deadline=1)
+        if core is None:
+            other.append(f"{line}\n  no core file in {h.cores_dir} "
+                         f"(kernel.core_pattern: {_core_pattern()!r})")
+            continue
+        known, bt = event_stop_race(core, pid)
+        if known:
+            race.append(pid)
+        else:
+            other.append(f"{line}\n  {core}:\n{bt}")
+    return race, other
+
+
 class Load(threading.Thread):
     """A client sending GET requests through the proxy until stopped;
     ``results`` holds (monotonic time, HTTP status or exception name)."""
 
-    def __init__(self, h, path="/", pause=0.0):
+    def __init__(self, h, path="/", pause=0.0, timeout=5):
         super().__init__(daemon=True)
         self.h = h
         self.path = path
         self.pause = pause
+        self.timeout = timeout
         self.results = []
         self._stop_ev = threading.Event()
 
@@ -93,7 +125,7 @@ class Load(threading.Thread):
         while not self._stop_ev.is_set():
             t = time.monotonic()
             try:
-                status = self.h.get(self.path, timeout=5)[0]
+                status = self.h.get(self.path, timeout=self.timeout)[0]
             except Exception as e:  # noqa: BLE001 - any failure is recorded
                 status = type(e).__name__
             self.results.append((t, status))
@@ -265,7 +297,8 @@ RESTART_INTERVAL = "200ms"
 def test_restarts_under_load(sim, httpd_factory, request):
     nodes = sim(nodes=[("a",), ("b",), ("c",), ("d",)])
     ports = [nodes.port(n) for n in nodes.names()]
-    h = httpd_factory(module_loglevel=_level(request))
+    # a child that crashes leaves its core for event_stop_race() to read
+    h = httpd_factory(module_loglevel=_level(request), core_dumps=True)
     shm = ShmWatch(h)
     body = _bb_body(ports, RESTART_INTERVAL)
     h.start(body)
@@ -281,7 +314,10 @@ def test_restarts_under_load(sim, httpd_factory, request):
     rng = random.Random(500)
     times = {"graceful": [], "restart": []}
     t_start = time.monotonic()
-    with Load(h) as load:
+    # the worker MPM before 2.4.62 keeps old children long after a graceful
+    # restart and new ones wait for their slots: a request waited up to
+    # 6.2 s there without the module (README, Compatibility)
+    with Load(h, timeout=15 if worker_lingers(h.mpm) else 5) as load:
         t_grace = time.monotonic()
         for i in range(GRACEFULS):
             t = time.monotonic()
@@ -291,12 +327,17 @@ def test_restarts_under_load(sim, httpd_factory, request):
             # let the new generation's checker run now and then
             time.sleep(rng.uniform(0, 0.25))
         t_hard = time.monotonic()
+        hard_off = h.log_offset()
+        cores = {}
         for i in range(RESTARTS):
             t = time.monotonic()
             last_off = h.restart()
             times["restart"].append(time.monotonic() - t)
             shm.sample()
             time.sleep(0.5)
+            # each crash's core before the next one overwrites it
+            for pid, _ in h.crashed_children(last_off):
+                cores[pid] = cores.get(pid) or h.take_core(pid)
         t_end = time.monotonic()
         time.sleep(0.5)
     took = time.monotonic() - t_start
@@ -312,9 +353,23 @@ def test_restarts_under_load(sim, httpd_factory, request):
           f"{len(shm.mapped)} named shm segments mapped, anonymous shared "
           f"mapping: {shm.anon}")
 
-    # the same main process all along, and no crash
+    # the same main process all along, and no crash: neither at a graceful
+    # restart nor from this module.  Only a child lost at a full restart to
+    # the event MPM's own race (it crashes without the module as well:
+    # tests/integration/restart_race.py) is told apart, by its core.
     assert h.pid == main and h.is_running()
-    assert not _crash_lines(h), _crash_lines(h)
+    before_full = len(_crash_lines(h)) - len(_crash_lines(h, hard_off))
+    assert not before_full, _crash_lines(h)
+    race, unexplained = _httpd_race_crashes(h, cores, hard_off)
+    assert not unexplained, "\n".join(unexplained)
+    # AH03257, or a crash line that names no child
+    assert len(_crash_lines(h, hard_off)) == len(race), \
+        _crash_lines(h, hard_off)
+    if race:
+        print(f"children lost to the event MPM's race at a full restart "
+              f"(not this module's): {race}")
+        request.node.add_marker(pytest.mark.allow_log(
+            *[rf"child pid {pid} exit signal " for pid in race]))
     assert len(load.results) > GRACEFULS, "the load client hardly ran"
     # the proxy kept answering through graceful restarts
     bad = {k: v for k, v in grace_load.items() if k != 200}
