@@ -395,11 +395,22 @@ def render_overhead(res, meta):
         "one without the module and stock `GET /status` checks (both "
         "`MaxKeepAliveRequests 0`). wrk runs alternate between them "
         f"(ABBA order), {res['seconds']} s each: `{res['wrk']} "
-        f"http://127.0.0.1:PORT{USER_PATH}`.\n\n")
+        f"http://127.0.0.1:PORT{USER_PATH}`. wrk, the simulated nodes "
+        "and httpd share the machine, so requests/s moves with whatever "
+        "else runs. The CPU httpd's processes use per request (utime + "
+        "stime from /proc, divided by wrk's request count) is what limits "
+        "a proxy whose CPU is the bottleneck"
+        + (f"; to keep it apart from theirs, httpd runs on CPU "
+           f"{','.join(map(str, res['pinned'][0]))} and wrk and the nodes "
+           f"on {','.join(map(str, res['pinned'][1]))}"
+           if res.get("pinned") else "")
+        + ".\n\n")
     rows = [[i + 1, CONFIGS[r["config"]]["label"], fmt(r["rps"]),
+             "-" if r.get("cpu_us") is None else f"{r['cpu_us']:.1f}",
              r["non2xx"], r["errors"] or "-"]
             for i, r in enumerate(res["runs"])]
-    out.append(md_table(["run", "configuration", "requests/s", "non-2xx",
+    out.append(md_table(["run", "configuration", "requests/s",
+                         "httpd CPU per request (µs)", "non-2xx",
                          "socket errors"], rows))
     pr = ", ".join(f"{x:.3f}" for x in res["pair_ratios"])
     out.append(
@@ -407,6 +418,35 @@ def render_overhead(res, meta):
         f"{fmt(res['median_stock'])} without. **Ratio "
         f"{res['ratio']:.4f}** (per pair: {pr}).\n" if res["ratio"] else
         "\nNo ratio: a wrk run failed.\n")
+    if res.get("cpu_ratio"):
+        cr = ", ".join(f"{x:.3f}" for x in res["cpu_pair_ratios"])
+        out.append(
+            f"\nhttpd CPU per request, median: "
+            f"{res['cpu_median_module']:.1f} µs with the module, "
+            f"{res['cpu_median_stock']:.1f} µs without. **CPU ratio "
+            f"{res['cpu_ratio']:.4f}** (per pair: {cr}).\n")
+    if res.get("rounds"):
+        out.append(
+            "\nRun one after the other, both numbers move by about 10% "
+            "from run to run, with the machine. So the two proxies are "
+            "also loaded side by side, each by its own wrk at the same "
+            "time, on the same CPU: whatever slows one down slows the "
+            "other, and the ratio of their CPU per request is what "
+            "remains.\n\n")
+        rows = [[i + 1,
+                 "-" if r["module_us"] is None else f"{r['module_us']:.1f}",
+                 "-" if r["stock_us"] is None else f"{r['stock_us']:.1f}",
+                 "-" if not (r["module_us"] and r["stock_us"])
+                 else f"{r['module_us'] / r['stock_us']:.3f}",
+                 fmt(r["module_rps"]), fmt(r["stock_rps"])]
+                for i, r in enumerate(res["rounds"])]
+        out.append(md_table(
+            ["round", "BBSTATUS: µs per request", "stock: µs per request",
+             "ratio", "BBSTATUS: requests/s", "stock: requests/s"], rows))
+        if res.get("side_ratio"):
+            out.append(f"\nSide by side, median CPU ratio **"
+                       f"{res['side_ratio']:.4f}** (module / stock); median "
+                       f"throughput ratio **{res['side_rps_ratio']:.4f}**.\n")
     if res.get("log_problems"):
         out.append("\nUnexpected error_log lines: `"
                    + res["log_problems"][0].replace("`", "'") + "`\n")
@@ -628,6 +668,26 @@ def targets(results, meta):
                      + ", ".join(f"{x:.3f}" for x in pr) + ")",
                      "inconclusive" if noisy else "met" if ok else "missed",
                      why_overhead(ov) if noisy or not ok else ""))
+    if ov and ov.get("side_ratio"):
+        ok = ov["side_ratio"] <= 1.02
+        pr = ov.get("side_ratios") or []
+        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
+        rows.append(("overhead: httpd CPU per request side by side ≤ "
+                     "1.02 × stock", f"{ov['side_ratio']:.4f} (rounds "
+                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
+                     "inconclusive" if noisy else "met" if ok else "missed",
+                     why_overhead_cpu(ov) if noisy or not ok else ""))
+    if ov and ov.get("side_rps_ratio"):
+        ok = ov["side_rps_ratio"] >= 0.98
+        pr = ov.get("side_rps_ratios") or []
+        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
+        rows.append(("overhead: throughput side by side ≥ 0.98 × stock",
+                     f"{ov['side_rps_ratio']:.4f} (rounds "
+                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
+                     "inconclusive" if noisy else "met" if ok else "missed",
+                     "the rounds disagree by more than 4%" if noisy else
+                     "" if ok else "the module's request-path hooks cost "
+                     "more than 2%: look at them with perf"))
     sc = results.get("scale")
     if sc and "get-status" in sc:
         b, s = sc["bbstatus"], sc["get-status"]
@@ -722,6 +782,17 @@ def why_overhead(ov):
                 f"shared or busy machine rerun with more pairs")
     return ("the module's post_request hook runs on every proxied request; "
             "look at it with perf")
+
+
+def why_overhead_cpu(ov):
+    pr = ov.get("side_ratios") or []
+    if len(pr) > 1 and max(pr) - min(pr) > 0.04:
+        return (f"the CPU ratios of the side-by-side rounds spread from "
+                f"{min(pr):.3f} to {max(pr):.3f}, more than the 2% to be "
+                f"measured")
+    return ("the module's hooks on the request path (post_request, the "
+            "retry scheme handler, log_transaction) cost more than 2%: "
+            "look at them with perf")
 
 
 def why_scale_interval(b):

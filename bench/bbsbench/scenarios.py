@@ -415,18 +415,66 @@ def scenario_detection(bench, configs):
 # ---------------------------------------------------------------------------
 
 WRK_RE = re.compile(r"Requests/sec:\s+([\d.]+)")
+WRK_TOTAL_RE = re.compile(r"(\d+) requests in ")
 
 
-def wrk(port, seconds, path=USER_PATH):
+def wrk(port, seconds, path=USER_PATH, cpus=None):
+    """-> (requests/s, non-2xx, socket errors, command, requests); on
+    ``cpus`` (a set of CPU numbers) if given."""
     cmd = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency",
            f"http://127.0.0.1:{port}{path}"]
+    if cpus:
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] + cmd
     out = run_cmd(cmd, timeout=seconds + 30)
     m = WRK_RE.search(out)
+    total = WRK_TOTAL_RE.search(out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors:.*", out)
     return (float(m.group(1)) if m else None,
             int(non2xx.group(1)) if non2xx else 0,
-            errs.group(0) if errs else "", " ".join(cmd[:-1]))
+            errs.group(0) if errs else "", " ".join(cmd[:-1]),
+            int(total.group(1)) if total else None)
+
+
+def pin(pid, cpus):
+    """Every thread of process ``pid`` on ``cpus`` (threads and children
+    it creates later inherit that)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+def split_cpus():
+    """(CPUs for httpd, CPUs for the rest), or (None, None) with fewer
+    than two CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[0]}, set(cpus[1:])
+
+
+def cpu_used(before, after):
+    """CPU seconds the processes of two cpu_snapshot()s used in between
+    (a process that started in between counts whole)."""
+    return sum(c - before.get(p, 0.0) for p, c in after.items())
+
+
+def pair_ratios_of(runs, key):
+    """module/stock ratio of ``key`` for each ABBA pair of runs."""
+    out = []
+    for i in range(0, len(runs) - 1, 2):
+        x, y = runs[i], runs[i + 1]
+        m = x if x["config"] == "bbstatus" else y
+        s = y if m is x else x
+        if m[key] and s[key]:
+            out.append(m[key] / s[key])
+    return out
 
 
 def scenario_overhead(bench):
@@ -443,6 +491,15 @@ def scenario_overhead(bench):
                         server_extra=keep)
         b = start_proxy(bench, "get-status", ports, "overhead-stock",
                         server_extra=keep)
+        # httpd on a CPU of its own, wrk and the simulated nodes on the
+        # others: what httpd spends per request is then not mixed with
+        # their scheduling
+        mine, rest = split_cpus()
+        if mine:
+            for h in (a, b):
+                for pid in [h.pid] + list(h.children()):
+                    pin(pid, mine)
+            pin(nodes.proc.pid, rest)
         # every member checked and in rotation on both
         for h in (a, b):
             lg = PacedLoad(h.port, 50, conns=4).start()
@@ -451,38 +508,94 @@ def scenario_overhead(bench):
             finally:
                 lg.stop()
         for h in (a, b):
-            wrk(h.port, P["overhead_warmup"])
+            wrk(h.port, P["overhead_warmup"], cpus=rest)
         order = []
         for i in range(P["overhead_pairs"]):
             order += [("bbstatus", a), ("get-status", b)] if i % 2 == 0 \
                 else [("get-status", b), ("bbstatus", a)]
         for k, (cfg, h) in enumerate(order):
-            rps, non2xx, errs, cmd = wrk(h.port, P["overhead_seconds"])
-            log(f"overhead run {k + 1}/{len(order)} {cfg}: {rps} req/s")
+            # httpd's own CPU per request: what throughput measures when
+            # httpd is the bottleneck, without the share of the machine
+            # that wrk and the simulated nodes happen to leave it
+            c0 = cpu_snapshot(h)
+            rps, non2xx, errs, cmd, total = wrk(
+                h.port, P["overhead_seconds"], cpus=rest)
+            cpu = cpu_used(c0, cpu_snapshot(h))
+            us = 1e6 * cpu / total if total else None
+            log(f"overhead run {k + 1}/{len(order)} {cfg}: {rps} req/s, "
+                f"{us and round(us, 1)} us of httpd CPU per request")
             runs.append({"config": cfg, "rps": rps, "non2xx": non2xx,
-                         "errors": errs})
+                         "errors": errs, "requests": total,
+                         "cpu_us": us})
+        rounds = side_by_side(a, b, P["overhead_rounds"],
+                              P["overhead_seconds"], rest)
         problems = log_problems(a)[0] + log_problems(b)[0]
     finally:
         for h in (a, b):
             if h is not None:
                 bench.stop(h)
         bench.stop(nodes)
+    side = [r["module_us"] / r["stock_us"] for r in rounds
+            if r["module_us"] and r["stock_us"]]
+    side_rps = [r["module_rps"] / r["stock_rps"] for r in rounds
+                if r["module_rps"] and r["stock_rps"]]
     mod = [r["rps"] for r in runs if r["config"] == "bbstatus" and r["rps"]]
     stock = [r["rps"] for r in runs if r["config"] == "get-status"
              and r["rps"]]
-    pair_ratios = []
-    for i in range(0, len(runs) - 1, 2):
-        x, y = runs[i], runs[i + 1]
-        m = x if x["config"] == "bbstatus" else y
-        s = y if m is x else x
-        if m["rps"] and s["rps"]:
-            pair_ratios.append(m["rps"] / s["rps"])
+    cpu_mod = [r["cpu_us"] for r in runs
+               if r["config"] == "bbstatus" and r["cpu_us"]]
+    cpu_stock = [r["cpu_us"] for r in runs
+                 if r["config"] == "get-status" and r["cpu_us"]]
     return {
         "runs": runs, "seconds": P["overhead_seconds"],
         "median_module": median(mod), "median_stock": median(stock),
         "ratio": (median(mod) / median(stock)) if mod and stock else None,
-        "pair_ratios": pair_ratios, "wrk": cmd, "log_problems": problems,
+        "pair_ratios": pair_ratios_of(runs, "rps"),
+        "cpu_median_module": median(cpu_mod),
+        "cpu_median_stock": median(cpu_stock),
+        "cpu_ratio": (median(cpu_mod) / median(cpu_stock))
+        if cpu_mod and cpu_stock else None,
+        "cpu_pair_ratios": pair_ratios_of(runs, "cpu_us"),
+        "wrk": cmd, "log_problems": problems,
+        "pinned": (sorted(mine), sorted(rest)) if mine else None,
+        "rounds": rounds, "side_ratios": side,
+        "side_ratio": median(side) if side else None,
+        "side_rps_ratios": side_rps,
+        "side_rps_ratio": median(side_rps) if side_rps else None,
     }
+
+
+def side_by_side(a, b, rounds, seconds, cpus):
+    """Both proxies loaded at once, each by its own wrk, for ``rounds``
+    rounds: whatever slows the machine down (other tenants, frequency,
+    the nodes) then slows both alike, and the ratio of their CPU per
+    request is left. -> [{module_us, stock_us, module_rps, stock_rps}]"""
+    out = []
+    for k in range(rounds):
+        res = {}
+
+        def one(key, h):
+            c0 = cpu_snapshot(h)
+            rps, _, _, _, total = wrk(h.port, seconds, cpus=cpus)
+            cpu = cpu_used(c0, cpu_snapshot(h))
+            res[key] = (rps, 1e6 * cpu / total if total else None)
+
+        ts = [threading.Thread(target=one, args=x)
+              for x in (("module", a), ("stock", b))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(seconds + 60)
+        r = {"module_rps": res.get("module", (None, None))[0],
+             "module_us": res.get("module", (None, None))[1],
+             "stock_rps": res.get("stock", (None, None))[0],
+             "stock_us": res.get("stock", (None, None))[1]}
+        log(f"overhead side by side {k + 1}/{rounds}: module "
+            f"{r['module_us'] and round(r['module_us'], 1)} us, stock "
+            f"{r['stock_us'] and round(r['stock_us'], 1)} us of httpd CPU "
+            f"per request")
+        out.append(r)
+    return out
 
 
 # ---------------------------------------------------------------------------
