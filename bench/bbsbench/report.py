@@ -771,8 +771,9 @@ def why_overhead(ov):
     if len(pr) > 1 and max(pr) - min(pr) > 0.04:
         return (f"the ratios of the ABBA pairs spread from {min(pr):.3f} "
                 f"to {max(pr):.3f}, far more than the 2% to be measured: "
-                f"the machine's load changed during the runs; rerun on an "
-                f"idle machine")
+                f"this machine's speed changes from one 8 s run to the "
+                f"next, idle or not; the two side-by-side rows below "
+                f"measure without that")
     mods = [r["rps"] for r in ov["runs"] if r["config"] == "bbstatus"]
     sts = [r["rps"] for r in ov["runs"] if r["config"] == "get-status"]
     if mods and sts and (max(sts) - min(sts)) / median(sts) > \
