@@ -660,34 +660,22 @@ def targets(results, meta):
                 "" if okm and okx else why_detection(r)))
     ov = results.get("overhead")
     if ov and ov.get("ratio"):
-        ok = ov["ratio"] >= 0.98
-        pr = ov.get("pair_ratios") or []
-        # pairs that disagree by more than the margin cannot tell 2% apart
-        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
-        rows.append(("overhead ratio ≥ 0.98", f"{ov['ratio']:.4f} (pairs "
-                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
-                     "inconclusive" if noisy else "met" if ok else "missed",
-                     why_overhead(ov) if noisy or not ok else ""))
+        rows.append(ratio_row(
+            "overhead ratio ≥ 0.98", ov["ratio"], ov.get("pair_ratios"),
+            "pairs", ov["ratio"] >= 0.98,
+            lambda pr, noisy: why_overhead(ov, pr, noisy)))
     if ov and ov.get("side_ratio"):
-        ok = ov["side_ratio"] <= 1.02
-        pr = ov.get("side_ratios") or []
-        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
-        rows.append(("overhead: httpd CPU per request side by side ≤ "
-                     "1.02 × stock", f"{ov['side_ratio']:.4f} (rounds "
-                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
-                     "inconclusive" if noisy else "met" if ok else "missed",
-                     why_overhead_cpu(ov) if noisy or not ok else ""))
+        rows.append(ratio_row(
+            "overhead: httpd CPU per request side by side ≤ 1.02 × stock",
+            ov["side_ratio"], ov.get("side_ratios"), "rounds",
+            ov["side_ratio"] <= 1.02,
+            lambda pr, noisy: why_overhead_side(pr, noisy, "CPU")))
     if ov and ov.get("side_rps_ratio"):
-        ok = ov["side_rps_ratio"] >= 0.98
-        pr = ov.get("side_rps_ratios") or []
-        noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
-        rows.append(("overhead: throughput side by side ≥ 0.98 × stock",
-                     f"{ov['side_rps_ratio']:.4f} (rounds "
-                     + ", ".join(f"{x:.3f}" for x in pr) + ")",
-                     "inconclusive" if noisy else "met" if ok else "missed",
-                     "the rounds disagree by more than 4%" if noisy else
-                     "" if ok else "the module's request-path hooks cost "
-                     "more than 2%: look at them with perf"))
+        rows.append(ratio_row(
+            "overhead: throughput side by side ≥ 0.98 × stock",
+            ov["side_rps_ratio"], ov.get("side_rps_ratios"), "rounds",
+            ov["side_rps_ratio"] >= 0.98,
+            lambda pr, noisy: why_overhead_side(pr, noisy, "throughput")))
     sc = results.get("scale")
     if sc and "get-status" in sc:
         b, s = sc["bbstatus"], sc["get-status"]
@@ -766,9 +754,22 @@ def why_detection(r):
             "see the distribution in the raw data")
 
 
-def why_overhead(ov):
-    pr = ov.get("pair_ratios") or []
-    if len(pr) > 1 and max(pr) - min(pr) > 0.04:
+def ratio_row(label, value, ratios, what, ok, why):
+    """A target row for a module/stock ratio measured several times
+    (``what``: "pairs" or "rounds"). ``why(ratios, noisy)`` gives the
+    reason when the row is not met."""
+    pr = ratios or []
+    # measurements that disagree by more than the margin cannot tell 2%
+    # apart
+    noisy = len(pr) > 1 and max(pr) - min(pr) > 0.04
+    return (label, f"{value:.4f} ({what} "
+            + ", ".join(f"{x:.3f}" for x in pr) + ")",
+            "inconclusive" if noisy else "met" if ok else "missed",
+            why(pr, noisy) if noisy or not ok else "")
+
+
+def why_overhead(ov, pr, noisy):
+    if noisy:
         return (f"the ratios of the ABBA pairs spread from {min(pr):.3f} "
                 f"to {max(pr):.3f}, far more than the 2% to be measured: "
                 f"this machine's speed changes from one 8 s run to the "
@@ -785,10 +786,9 @@ def why_overhead(ov):
             "look at it with perf")
 
 
-def why_overhead_cpu(ov):
-    pr = ov.get("side_ratios") or []
-    if len(pr) > 1 and max(pr) - min(pr) > 0.04:
-        return (f"the CPU ratios of the side-by-side rounds spread from "
+def why_overhead_side(pr, noisy, what):
+    if noisy:
+        return (f"the {what} ratios of the side-by-side rounds spread from "
                 f"{min(pr):.3f} to {max(pr):.3f}, more than the 2% to be "
                 f"measured")
     return ("the module's hooks on the request path (post_request, the "

@@ -465,6 +465,19 @@ def cpu_used(before, after):
     return sum(c - before.get(p, 0.0) for p, c in after.items())
 
 
+def wrk_cpu(h, seconds, cpus):
+    """wrk against httpd ``h`` -> (wrk's result tuple, microseconds of
+    CPU httpd's processes used per request or None).  httpd's own CPU per
+    request is what throughput measures when httpd is the bottleneck,
+    without the share of the machine that wrk and the simulated nodes
+    happen to leave it."""
+    c0 = cpu_snapshot(h)
+    res = wrk(h.port, seconds, cpus=cpus)
+    cpu = cpu_used(c0, cpu_snapshot(h))
+    total = res[4]
+    return res, (1e6 * cpu / total if total else None)
+
+
 def pair_ratios_of(runs, key):
     """module/stock ratio of ``key`` for each ABBA pair of runs."""
     out = []
@@ -514,14 +527,8 @@ def scenario_overhead(bench):
             order += [("bbstatus", a), ("get-status", b)] if i % 2 == 0 \
                 else [("get-status", b), ("bbstatus", a)]
         for k, (cfg, h) in enumerate(order):
-            # httpd's own CPU per request: what throughput measures when
-            # httpd is the bottleneck, without the share of the machine
-            # that wrk and the simulated nodes happen to leave it
-            c0 = cpu_snapshot(h)
-            rps, non2xx, errs, cmd, total = wrk(
-                h.port, P["overhead_seconds"], cpus=rest)
-            cpu = cpu_used(c0, cpu_snapshot(h))
-            us = 1e6 * cpu / total if total else None
+            (rps, non2xx, errs, cmd, total), us = wrk_cpu(
+                h, P["overhead_seconds"], rest)
             log(f"overhead run {k + 1}/{len(order)} {cfg}: {rps} req/s, "
                 f"{us and round(us, 1)} us of httpd CPU per request")
             runs.append({"config": cfg, "rps": rps, "non2xx": non2xx,
@@ -575,10 +582,8 @@ def side_by_side(a, b, rounds, seconds, cpus):
         res = {}
 
         def one(key, h):
-            c0 = cpu_snapshot(h)
-            rps, _, _, _, total = wrk(h.port, seconds, cpus=cpus)
-            cpu = cpu_used(c0, cpu_snapshot(h))
-            res[key] = (rps, 1e6 * cpu / total if total else None)
+            out, us = wrk_cpu(h, seconds, cpus)
+            res[key] = (out[0], us)
 
         ts = [threading.Thread(target=one, args=x)
               for x in (("module", a), ("stock", b))]
