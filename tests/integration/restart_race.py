@@ -63,6 +63,12 @@ class Client(threading.Thread):
             self.counts[key] = self.counts.get(key, 0) + 1
 
 
+def crashes(h, since=0):
+    """[(pid, line)] of the children that crashed (not those killed)."""
+    return [(pid, line) for pid, line in h.crashed_children(since)
+            if CRASH.search(line)]
+
+
 def body(ports, with_module):
     method = ("hcmethod=BBSTATUS" if with_module
               else "hcmethod=GET hcuri=/status")
@@ -89,7 +95,6 @@ def main():
     with_module = not args.without_module
 
     tmp = tempfile.mkdtemp(prefix="bbs-race-")
-    crashed = False
     with SimNodes.start(nodes=[(n,) for n in "abcd"], tmpdir=tmp) as nodes:
         ports = [nodes.port(n) for n in nodes.names()]
         h = Httpd(os.path.join(tmp, "httpd"), mpm=args.mpm,
@@ -110,21 +115,19 @@ def main():
                     off = h.restart()
                     time.sleep(0.5)
                 # each core before the next crash overwrites it
-                for pid, _ in h.crashed_children(off):
+                for pid, _ in crashes(h, off):
                     cores[pid] = h.take_core(pid)
                 if (i + 1) % 50 == 0:
-                    n = len(CRASH.findall(h.error_log()))
-                    print(f"{i + 1} restarts, {n} crashed children",
+                    print(f"{i + 1} restarts, {len(cores)} crashed children",
                           flush=True)
             client.done.set()
             client.join(10)
             took = time.monotonic() - t0
         finally:
             h.stop()
-        lines = [x for x in h.error_log().splitlines() if CRASH.search(x)]
-        crashed = bool(lines)
+        crashed = crashes(h)
         race = 0
-        for pid, line in h.crashed_children():
+        for pid, line in crashed:
             core = cores.get(pid)
             known, bt = (event_stop_race(core, pid) if core
                          else (False, "no core file"))
@@ -137,7 +140,7 @@ def main():
               f"{args.mpm} MPM: {args.restarts} {kind} restarts in "
               f"{took:.0f} s, "
               f"requests {client.counts} (slowest answered in "
-              f"{client.slowest:.2f} s), {len(lines)} child(ren) crashed, "
+              f"{client.slowest:.2f} s), {len(crashed)} child(ren) crashed, "
               f"{race} of them in the event MPM's race at a full restart")
     if crashed or args.keep:
         print(f"kept {tmp} (ServerRoot {h.root})")
