@@ -24,8 +24,11 @@ BB = "balancer://bb"
 # what a loaded 2-core machine may add to a deadline (process scheduling)
 SLACK = 0.5
 
-# a refused connection makes mod_proxy log these at error level ...
-REFUSED_LOGS = (r"AH00957", r"AH00959")
+# a refused connection makes mod_proxy log these at error level; under
+# concurrent load a request that picked the member just before another one
+# put it in error finds it disabled when it asks for a connection (AH00940),
+# and the balancer then fails it over like a refused one ...
+REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH00940")
 # ... and this one when no member is left to serve the request
 REFUSED_503_LOGS = REFUSED_LOGS + (r"AH01114",)
 
