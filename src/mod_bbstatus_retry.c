@@ -38,7 +38,6 @@
 #include "mod_bbstatus_retry.h"
 
 #define FILTER_NAME "BBSTATUS_RETRY"
-#define NOTE_INNER "bbstatus-retry-inner"
 #define NOTE_RETRIED "bbstatus-retried"
 /* the largest 5xx answer held back; error pages are a few kB */
 #define HOLD_MAX (64 * 1024)
@@ -52,6 +51,7 @@ typedef struct {
     apr_off_t size;
     hold_mode_e mode;
     int eos;
+    int removed;
 } hold_t;
 
 static ap_filter_rec_t *hold_filter;
@@ -62,6 +62,9 @@ static apr_status_t release(ap_filter_t *f, hold_t *h)
     int i;
 
     h->mode = PASSING;
+    if (!h->held) {
+        return APR_SUCCESS;
+    }
     for (i = 0; i < h->held->nelts && rv == APR_SUCCESS; ++i) {
         rv = ap_pass_brigade(f->next,
                              APR_ARRAY_IDX(h->held, i, apr_bucket_brigade *));
@@ -80,6 +83,12 @@ static apr_status_t hold_out(ap_filter_t *f, apr_bucket_brigade *bb)
 
     if (h->mode == UNDECIDED) {
         h->mode = ap_is_HTTP_SERVER_ERROR(f->r->status) ? HOLDING : PASSING;
+        if (h->mode == PASSING) {
+            /* nothing to hold: the rest of the answer, brigade by
+             * brigade, need not pass through here */
+            ap_remove_output_filter(f);
+            h->removed = 1;
+        }
     }
     if (h->mode == PASSING) {
         return ap_pass_brigade(f->next, bb);
@@ -99,6 +108,9 @@ static apr_status_t hold_out(ap_filter_t *f, apr_bucket_brigade *bb)
      * buffers: set them aside into the request's pool */
     rv = ap_save_brigade(f, &keep, &bb, f->r->pool);
     if (keep) {
+        if (!h->held) {
+            h->held = apr_array_make(f->r->pool, 4, sizeof(keep));
+        }
         APR_ARRAY_PUSH(h->held, apr_bucket_brigade *) = keep;
     }
     h->size += len;
@@ -130,17 +142,36 @@ static int retry_on(request_rec *r)
     return !c || c->retry != 0;
 }
 
+/* The scheme handler runs mod_proxy_http's through the hook again, which
+ * comes back here: the hold filter in the request's chain says so, without
+ * a note (a note costs a table write and an unset on every request). The
+ * walk stops at the protocol filters, which come after it. */
+static int inner_pass(const request_rec *r)
+{
+    const ap_filter_t *f;
+
+    for (f = r->output_filters; f && f->frec->ftype < AP_FTYPE_PROTOCOL;
+         f = f->next) {
+        if (f->frec == hold_filter) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int may_hold(request_rec *r, proxy_worker *worker,
                     const char *proxyhost)
 {
     proxy_balancer *b = worker->balancer;
 
+    /* every proxied request comes here twice: the cheap tests first */
     return !proxyhost && b && bbs_method_is(worker)
-           && !apr_table_get(r->notes, NOTE_INNER)
-           && !apr_table_get(r->notes, NOTE_RETRIED)
+           && (r->method_number == M_GET || r->method_number == M_OPTIONS)
            && !(worker->s->status & PROXY_WORKER_IGNORE_ERRORS)
            && b->s->max_attempts_set && b->s->max_attempts > 0
            && !b->s->sticky_force
+           && !inner_pass(r)
+           && !apr_table_get(r->notes, NOTE_RETRIED)
            && (!strcasecmp(worker->s->scheme, "http")
                || !strcasecmp(worker->s->scheme, "https"))
            && idempotent_without_body(r) && retry_on(r);
@@ -205,11 +236,23 @@ typedef struct {
     int status;
 } saved_t;
 
+/* Before mod_proxy_http runs these tables are nearly always empty: an
+ * empty one is not copied, and a retry starts from a new empty one. */
+static apr_table_t *copy_of(apr_pool_t *p, const apr_table_t *t)
+{
+    return apr_is_empty_table(t) ? NULL : apr_table_copy(p, t);
+}
+
+static apr_table_t *restored(apr_pool_t *p, apr_table_t *saved)
+{
+    return saved ? saved : apr_table_make(p, 4);
+}
+
 static void save(request_rec *r, saved_t *sv)
 {
-    sv->headers_out = apr_table_copy(r->pool, r->headers_out);
-    sv->err_headers_out = apr_table_copy(r->pool, r->err_headers_out);
-    sv->trailers_out = apr_table_copy(r->pool, r->trailers_out);
+    sv->headers_out = copy_of(r->pool, r->headers_out);
+    sv->err_headers_out = copy_of(r->pool, r->err_headers_out);
+    sv->trailers_out = copy_of(r->pool, r->trailers_out);
     sv->content_type = r->content_type;
     sv->status_line = r->status_line;
     sv->status = r->status;
@@ -217,9 +260,9 @@ static void save(request_rec *r, saved_t *sv)
 
 static void restore(request_rec *r, const saved_t *sv)
 {
-    r->headers_out = sv->headers_out;
-    r->err_headers_out = sv->err_headers_out;
-    r->trailers_out = sv->trailers_out;
+    r->headers_out = restored(r->pool, sv->headers_out);
+    r->err_headers_out = restored(r->pool, sv->err_headers_out);
+    r->trailers_out = restored(r->pool, sv->trailers_out);
     r->content_type = sv->content_type;
     r->status_line = sv->status_line;
     r->status = sv->status;
@@ -242,22 +285,21 @@ static int retry_scheme_handler(request_rec *r, proxy_worker *worker,
     }
     save(r, &sv);
     h = apr_pcalloc(r->pool, sizeof(*h));
-    h->held = apr_array_make(r->pool, 4, sizeof(apr_bucket_brigade *));
     f = ap_add_output_filter_handle(hold_filter, h, r, r->connection);
-    apr_table_setn(r->notes, NOTE_INNER, "1");
     rv = proxy_run_scheme_handler(r, worker, conf, url, proxyhost,
                                   proxyport);
-    apr_table_unset(r->notes, NOTE_INNER);
     if (h->mode == HOLDING && (rv != OK || !h->eos || !other_usable(worker)
                                || !leaving(r, worker))) {
         release(f, h);
     }
-    ap_remove_output_filter(f);
+    if (!h->removed) {
+        ap_remove_output_filter(f);
+    }
     if (h->mode != HOLDING) {
         return rv;
     }
     /* the held answer of a leaving member: as if it never came */
-    for (i = 0; i < h->held->nelts; ++i) {
+    for (i = 0; h->held && i < h->held->nelts; ++i) {
         apr_brigade_cleanup(APR_ARRAY_IDX(h->held, i, apr_bucket_brigade *));
     }
     restore(r, &sv);

@@ -208,6 +208,20 @@ static proxy_worker *standby_target(request_rec *r, proxy_balancer *b,
     return better && held_in_standby(b, target) ? target : NULL;
 }
 
+static int any_sticky(const proxy_server_conf *conf)
+{
+    int i;
+
+    for (i = 0; i < conf->balancers->nelts; ++i) {
+        const proxy_balancer *b = &APR_ARRAY_IDX(conf->balancers, i,
+                                                 proxy_balancer);
+        if (*b->s->sticky && !b->s->sticky_force) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int bbs_sticky_pre_request(proxy_worker **worker, proxy_balancer **balancer,
                            request_rec *r, proxy_server_conf *conf,
                            char **url)
@@ -219,8 +233,11 @@ int bbs_sticky_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     int rv;
 
     if (!b) {
-        if (ap_cstr_casecmpn(*url, BALANCER_SCHEME,
-                             sizeof(BALANCER_SCHEME) - 1)
+        /* most servers have no balancer with sticky sessions: then the
+         * lookup by name, which every request would pay, is not needed */
+        if (!any_sticky(conf)
+            || ap_cstr_casecmpn(*url, BALANCER_SCHEME,
+                                sizeof(BALANCER_SCHEME) - 1)
             || !(b = ap_proxy_get_balancer(r->pool, conf, *url, 1))) {
             return DECLINED;
         }
