@@ -447,6 +447,21 @@ def render_overhead(res, meta):
             out.append(f"\nSide by side, median CPU ratio **"
                        f"{res['side_ratio']:.4f}** (module / stock); median "
                        f"throughput ratio **{res['side_rps_ratio']:.4f}**.\n")
+    if res.get("controls"):
+        out.append(
+            "\nTwo more side-by-side sets, as many rounds each, say what "
+            "this can show: the stock proxy against a second stock proxy "
+            "started the same way (the method's own bias, which should be "
+            "a ratio of 1), and the BBSTATUS proxy against one with "
+            "`BBStatusRetry off` (the share of the retry's scheme handler "
+            "and output filter, which every eligible request passes).\n\n")
+        rows = [[c["first"], c["second"],
+                 "-" if c["ratio"] is None else f"{c['ratio']:.4f}",
+                 ", ".join(f"{x:.3f}" for x in c["ratios"]) or "-"]
+                for c in res["controls"]]
+        out.append(md_table(["first proxy", "second proxy",
+                             "median CPU ratio (first / second)", "rounds"],
+                            rows))
     if res.get("log_problems"):
         out.append("\nUnexpected error_log lines: `"
                    + res["log_problems"][0].replace("`", "'") + "`\n")
@@ -669,13 +684,14 @@ def targets(results, meta):
             "overhead: httpd CPU per request side by side ≤ 1.02 × stock",
             ov["side_ratio"], ov.get("side_ratios"), "rounds",
             ov["side_ratio"] <= 1.02,
-            lambda pr, noisy: why_overhead_side(pr, noisy, "CPU")))
+            lambda pr, noisy: why_overhead_side(ov, pr, noisy, "CPU")))
     if ov and ov.get("side_rps_ratio"):
         rows.append(ratio_row(
             "overhead: throughput side by side ≥ 0.98 × stock",
             ov["side_rps_ratio"], ov.get("side_rps_ratios"), "rounds",
             ov["side_rps_ratio"] >= 0.98,
-            lambda pr, noisy: why_overhead_side(pr, noisy, "throughput")))
+            lambda pr, noisy: why_overhead_side(ov, pr, noisy,
+                                                "throughput")))
     sc = results.get("scale")
     if sc and "get-status" in sc:
         b, s = sc["bbstatus"], sc["get-status"]
@@ -786,14 +802,18 @@ def why_overhead(ov, pr, noisy):
             "look at it with perf")
 
 
-def why_overhead_side(pr, noisy, what):
+def why_overhead_side(ov, pr, noisy, what):
     if noisy:
         return (f"the {what} ratios of the side-by-side rounds spread from "
                 f"{min(pr):.3f} to {max(pr):.3f}, more than the 2% to be "
                 f"measured")
-    return ("the module's hooks on the request path (post_request, the "
-            "retry scheme handler, log_transaction) cost more than 2%: "
-            "look at them with perf")
+    ctl = "".join(
+        f"; {c['first']} / {c['second']}: {c['ratio']:.4f}"
+        for c in ov.get("controls") or () if c["ratio"] is not None)
+    return ("the module's hooks on the request path (the sticky-session "
+            "pre_request, the retry scheme handler and its filter, "
+            "post_request, the balancer-manager hooks) cost more than "
+            f"2%{ctl}: look at them with perf")
 
 
 def why_scale_interval(b):

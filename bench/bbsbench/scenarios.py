@@ -509,19 +509,9 @@ def scenario_overhead(bench):
         # their scheduling
         mine, rest = split_cpus()
         if mine:
-            for h in (a, b):
-                for pid in [h.pid] + list(h.children()):
-                    pin(pid, mine)
             pin(nodes.proc.pid, rest)
-        # every member checked and in rotation on both
         for h in (a, b):
-            lg = PacedLoad(h.port, 50, conns=4).start()
-            try:
-                wait_in_rotation(lg, names, deadline=6 * HC_INTERVAL + 5)
-            finally:
-                lg.stop()
-        for h in (a, b):
-            wrk(h.port, P["overhead_warmup"], cpus=rest)
+            ready_for_wrk(h, names, mine, rest, P["overhead_warmup"])
         order = []
         for i in range(P["overhead_pairs"]):
             order += [("bbstatus", a), ("get-status", b)] if i % 2 == 0 \
@@ -536,6 +526,8 @@ def scenario_overhead(bench):
                          "cpu_us": us})
         rounds = side_by_side(a, b, P["overhead_rounds"],
                               P["overhead_seconds"], rest)
+        controls = overhead_controls(bench, ports, names, a, b, keep,
+                                     mine, rest)
         problems = log_problems(a)[0] + log_problems(b)[0]
     finally:
         for h in (a, b):
@@ -569,10 +561,60 @@ def scenario_overhead(bench):
         "side_ratio": median(side) if side else None,
         "side_rps_ratios": side_rps,
         "side_rps_ratio": median(side_rps) if side_rps else None,
+        "controls": controls,
     }
 
 
-def side_by_side(a, b, rounds, seconds, cpus):
+def ready_for_wrk(h, names, mine, rest, warmup):
+    """Pin httpd ``h`` to ``mine``, wait until every member is checked and
+    in rotation, then warm it up with wrk on ``rest``."""
+    if mine:
+        for pid in [h.pid] + list(h.children()):
+            pin(pid, mine)
+    lg = PacedLoad(h.port, 50, conns=4).start()
+    try:
+        wait_in_rotation(lg, names, deadline=6 * HC_INTERVAL + 5)
+    finally:
+        lg.stop()
+    wrk(h.port, warmup, cpus=rest)
+
+
+# (what the first proxy is, what the second is, the second's configuration,
+# its extra server lines, which of the two measured proxies is the first)
+OVERHEAD_CONTROLS = (
+    ("stock", "a second stock proxy", "get-status", "", "stock"),
+    ("BBSTATUS", "BBSTATUS with BBStatusRetry off", "bbstatus",
+     "BBStatusRetry off\n", "module"),
+)
+
+
+def overhead_controls(bench, ports, names, a, b, keep, mine, rest):
+    """Two more side-by-side sets, which say what the first can show: the
+    stock proxy against a second one like it (the method's own bias: the
+    ratio should be 1), and the module against the module with
+    BBStatusRetry off (the share of the retry's scheme handler and
+    filter, which every eligible request passes)."""
+    P = bench.P
+    out = []
+    for first, second, cfg, extra, which in OVERHEAD_CONTROLS:
+        h = start_proxy(bench, cfg, ports, f"overhead-control-{cfg}",
+                        server_extra=keep + extra)
+        try:
+            ready_for_wrk(h, names, mine, rest, P["overhead_warmup"])
+            rounds = side_by_side(a if which == "module" else b, h,
+                                  P["overhead_rounds"],
+                                  P["overhead_seconds"], rest,
+                                  names=(first, second))
+        finally:
+            bench.stop(h)
+        ratios = [r["module_us"] / r["stock_us"] for r in rounds
+                  if r["module_us"] and r["stock_us"]]
+        out.append({"first": first, "second": second, "ratios": ratios,
+                    "ratio": median(ratios) if ratios else None})
+    return out
+
+
+def side_by_side(a, b, rounds, seconds, cpus, names=("module", "stock")):
     """Both proxies loaded at once, each by its own wrk, for ``rounds``
     rounds: whatever slows the machine down (other tenants, frequency,
     the nodes) then slows both alike, and the ratio of their CPU per
@@ -595,8 +637,8 @@ def side_by_side(a, b, rounds, seconds, cpus):
              "module_us": res.get("module", (None, None))[1],
              "stock_rps": res.get("stock", (None, None))[0],
              "stock_us": res.get("stock", (None, None))[1]}
-        log(f"overhead side by side {k + 1}/{rounds}: module "
-            f"{r['module_us'] and round(r['module_us'], 1)} us, stock "
+        log(f"overhead side by side {k + 1}/{rounds}: {names[0]} "
+            f"{r['module_us'] and round(r['module_us'], 1)} us, {names[1]} "
             f"{r['stock_us'] and round(r['stock_us'], 1)} us of httpd CPU "
             f"per request")
         out.append(r)
