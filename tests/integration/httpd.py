@@ -992,6 +992,11 @@ class Httpd:
             # module; 0.05 s on 2.4.62): one still there at the next
             # graceful restart is "long lost" to the MPM when it exits
             pats.append(r"AH00291: long lost child came home!")
+            # and while they keep their scoreboard slots no new child
+            # can start: requests wait for them (seen without the module
+            # on 2.4.52, test_start_get_graceful_stop)
+            pats.append(r"AH00288: scoreboard is full, not at "
+                        r"MaxRequestWorkers")
         return pats
 
     # --- context manager ------------------------------------------------
