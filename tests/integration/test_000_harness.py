@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from httpd import Httpd, HttpdError, _alive, wait_until, worker_lingers
+from httpd import Httpd, HttpdError, _alive, graceful_timeout, wait_until
 
 HELLO = """
 <Location /hello>
@@ -52,10 +52,7 @@ def test_start_get_graceful_stop(httpd_factory):
     h.graceful()
     assert h.pid == main
     assert "SIGUSR1" in h.error_log_since(off)
-    # the worker MPM before 2.4.62 starts no new child while the old ones
-    # keep their scoreboard slots, about 4.5 s (README, Compatibility)
-    wait = 15 if worker_lingers(h.mpm) else 5
-    assert h.get("/hello?auto", timeout=wait)[0] == 200
+    assert h.get("/hello?auto", timeout=graceful_timeout(h.mpm))[0] == 200
 
     off = h.restart(HELLO + "\nHeader always set X-Gen two\n")
     assert "SIGHUP" in h.error_log_since(off)

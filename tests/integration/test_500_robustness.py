@@ -38,8 +38,8 @@ import time
 
 import pytest
 
-from httpd import (_alive, _proc_stat, event_stop_race, wait_until,
-                   worker_lingers)
+from httpd import (_alive, _proc_stat, event_stop_race, graceful_timeout,
+                   wait_until)
 from httpd import version as httpd_version
 from bbs import SLACK, config, params
 
@@ -314,10 +314,7 @@ def test_restarts_under_load(sim, httpd_factory, request):
     rng = random.Random(500)
     times = {"graceful": [], "restart": []}
     t_start = time.monotonic()
-    # the worker MPM before 2.4.62 keeps old children long after a graceful
-    # restart and new ones wait for their slots: a request waited up to
-    # 6.2 s there without the module (README, Compatibility)
-    with Load(h, timeout=15 if worker_lingers(h.mpm) else 5) as load:
+    with Load(h, timeout=graceful_timeout(h.mpm)) as load:
         t_grace = time.monotonic()
         for i in range(GRACEFULS):
             t = time.monotonic()
