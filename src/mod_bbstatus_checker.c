@@ -448,10 +448,52 @@ static void wake_up(void *data)
     }
 }
 
+typedef struct {
+    apr_pool_t *p;
+    apr_hash_t *seen;
+    int slots;
+} slots_t;
+
+static void count_slots(server_rec *s, proxy_server_conf *conf,
+                        proxy_balancer *b, void *baton)
+{
+    slots_t *c = baton;
+    const void **key;
+
+    (void)s;
+    (void)conf;
+    /* a virtual host's copy of a balancer shares its members array */
+    if (apr_hash_get(c->seen, &b->workers, sizeof(b->workers))) {
+        return;
+    }
+    key = apr_palloc(c->p, sizeof(*key));
+    *key = b->workers;
+    apr_hash_set(c->seen, key, sizeof(*key), key);
+    c->slots += b->max_workers > b->workers->nelts ? b->max_workers
+                                                   : b->workers->nelts;
+}
+
+/* A member has one check in flight at most, so a thread per member slot
+ * (growth included: members added in balancer-manager) is all that can
+ * ever run at once. More would sit idle, and not for free: with
+ * ExtendedStatus, httpd calls times() for every request, whose cost in
+ * the kernel grows with the threads of the process. */
+static int threads_needed(checker_t *ck)
+{
+    slots_t c;
+
+    c.p = ck->pool;
+    c.seen = apr_hash_make(ck->pool);
+    c.slots = 0;
+    bbs_each_balancer(ck->s, count_slots, &c);
+    return c.slots < 1 ? 1 : c.slots < ck->threads ? c.slots : ck->threads;
+}
+
 void bbs_checker_start(bbs_checker_t *ck)
 {
     apr_pool_t *tp_pool;
     apr_status_t rv;
+    int threads;
 
     apr_pool_create_unmanaged_ex(&ck->pool, NULL, NULL);
     ck->members = apr_hash_make(ck->pool);
@@ -466,12 +508,13 @@ void bbs_checker_start(bbs_checker_t *ck)
     /* all threads from the start: APR adds a thread only when none is
      * idle, so with fewer, a probe pushed in the same tick as a hanging
      * one could wait behind it */
-    rv = apr_thread_pool_create(&ck->tp, (apr_size_t)ck->threads,
-                                (apr_size_t)ck->threads, tp_pool);
+    threads = threads_needed(ck);
+    rv = apr_thread_pool_create(&ck->tp, (apr_size_t)threads,
+                                (apr_size_t)threads, tp_pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ck->s,
                      BBSLOGNO(0040) "no thread pool of %d threads; probes run "
-                     "one after the other", ck->threads);
+                     "one after the other", threads);
         ck->tp = NULL;
     }
 }

@@ -17,6 +17,10 @@
  * body is copied as balancer-manager reads it, the member's settings are
  * compared with a copy taken before the handler ran, and the claim is
  * handed to the checker through the member's slot (BBS_SLOT_ADMIN_STBY).
+ * The comparison runs when the page balancer-manager writes after its
+ * edit ends (an output filter at EOS): only those POSTs carry the
+ * filters, nothing runs for any other request past insert_filter's first
+ * test.
  */
 #include <string.h>
 
@@ -30,6 +34,7 @@
 #include "mod_bbstatus_manager.h"
 
 #define FILTER_NAME "BBS_MANAGER_EDIT"
+#define CONFIRM_FILTER_NAME "BBS_MANAGER_CONFIRM"
 /* balancer-manager reads at most this much of a POST body */
 #define BODY_MAX 1024
 
@@ -125,8 +130,8 @@ static void insert_filter(request_rec *r)
             }
         }
     }
-    ap_set_module_config(r->request_config, &bbstatus_module, e);
     ap_add_input_filter(FILTER_NAME, e, r, r->connection);
+    ap_add_output_filter(CONFIRM_FILTER_NAME, e, r, r->connection);
 }
 
 static const char *param(apr_pool_t *p, const char *body, const char *name)
@@ -161,9 +166,8 @@ static const settings_t *before_of(const edit_t *e, const proxy_worker *w)
     return NULL;
 }
 
-static int log_transaction(request_rec *r)
+static void confirm(request_rec *r, edit_t *e)
 {
-    edit_t *e = ap_get_module_config(r->request_config, &bbstatus_module);
     proxy_server_conf *conf;
     proxy_balancer *b;
     proxy_worker *w;
@@ -172,8 +176,8 @@ static int log_transaction(request_rec *r)
     settings_t after;
     bbs_slot_t *slot;
 
-    if (!e || !e->len || r->status != HTTP_OK) {
-        return DECLINED;
+    if (!e->len || r->status != HTTP_OK) {
+        return;
     }
     e->body[e->len] = '\0';
     h = param(r->pool, e->body, "w_status_H");
@@ -188,14 +192,14 @@ static int log_transaction(request_rec *r)
         || strcmp(nonce, b->s->nonce)
         || !(w = ap_proxy_get_worker(r->pool, b, conf, wname))
         || !(before = before_of(e, w))) {
-        return DECLINED;
+        return;
     }
     settings_of(&after, w);
     if (memcmp(&after, before, sizeof(after))
         || !PROXY_WORKER_IS_STANDBY(w)
         || !(slot = bbs_shm_member(b, w, 0))
         || !bbs_shm_flag(slot, BBS_SLOT_STANDBY, BBS_FLAG_GET)) {
-        return DECLINED;
+        return;
     }
     bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_SET);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
@@ -203,13 +207,30 @@ static int log_transaction(request_rec *r)
                   "balancer-manager; the flag is the administrator's and "
                   "stays when the node leaves its standby state",
                   b->s->name, bbs_wname(w));
-    return DECLINED;
+}
+
+/* balancer-manager has made its edit before it writes its page: the
+ * member's settings are final at the end of that page. */
+static apr_status_t confirm_at_eos(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    apr_bucket *b;
+
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        if (APR_BUCKET_IS_EOS(b)) {
+            confirm(f->r, f->ctx);
+            ap_remove_output_filter(f);
+            break;
+        }
+    }
+    return ap_pass_brigade(f->next, bb);
 }
 
 void bbs_manager_register_hooks(void)
 {
     ap_register_input_filter(FILTER_NAME, copy_body, NULL,
                              AP_FTYPE_RESOURCE);
+    ap_register_output_filter(CONFIRM_FILTER_NAME, confirm_at_eos, NULL,
+                              AP_FTYPE_CONTENT_SET);
     ap_hook_insert_filter(insert_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_log_transaction(log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 }

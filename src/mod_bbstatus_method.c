@@ -100,8 +100,3 @@ int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_cleanup_register(pconf, c, release_row, apr_pool_cleanup_null);
     return OK;
 }
-
-int bbs_method_is(const proxy_worker *w)
-{
-    return w->s->method == PROVIDER;
-}

@@ -9,7 +9,11 @@
 
 int bbs_method_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp);
-int bbs_method_is(const proxy_worker *w);
+/* Asked several times for every proxied request: inline. */
+static APR_INLINE int bbs_method_is(const proxy_worker *w)
+{
+    return w->s->method == PROVIDER;
+}
 const char *bbs_method_requirements(void);
 
 #endif /* MOD_BBSTATUS_METHOD_H */

@@ -97,7 +97,7 @@ FULL = dict(
                  ("bbstatus", 5), ("bbstatus-plain", 5),
                  ("haproxy", 1), ("haproxy-retry", 1), ("nginx", 1)),
     overhead_pairs=4, overhead_seconds=8, overhead_warmup=2,
-    overhead_rounds=6,
+    overhead_rounds=10,
     scale_members=1000, scale_procs=4, scale_balancers=10,
     scale_warmup=6.0, scale_window=30.0, scale_samples=15,
     idle_window=20.0, memory_checks=100_000,

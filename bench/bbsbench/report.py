@@ -430,7 +430,8 @@ def render_overhead(res, meta):
             "\nRun one after the other, both numbers move by about 10% "
             "from run to run, with the machine. So the two proxies are "
             "also loaded side by side, each by its own wrk at the same "
-            "time, on the same CPU: whatever slows one down slows the "
+            "time, on the same CPU (which wrk starts first alternates "
+            "from round to round): whatever slows one down slows the "
             "other, and the ratio of their CPU per request is what "
             "remains.\n\n")
         rows = [[i + 1,

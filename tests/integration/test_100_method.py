@@ -8,6 +8,7 @@ that answered).
 """
 
 import collections
+import os
 import re
 import time
 import urllib.parse
@@ -541,6 +542,49 @@ def test_balancer_manager_switches_method(sim, httpd_factory):
     seen, answers = traffic(h)
     assert seen["t"] == 0, answers
     assert "AH03257" not in h.error_log()
+
+
+def _most_threads(h):
+    """Threads of the child with the most (the checking one: the others
+    run the same MPM threads), once that count holds for 0.3 s."""
+    def count():
+        n = 0
+        for pid in h.children():
+            try:
+                n = max(n, len(os.listdir(f"/proc/{pid}/task")))
+            except OSError:
+                pass
+        return n
+    seen = []
+
+    def steady():
+        seen.append(count())
+        return seen[-1] if len(seen) >= 4 and len(set(seen[-4:])) == 1 \
+            else None
+    return wait_until(steady, 10, interval=0.1, what="steady thread count")
+
+
+def test_checker_threads_one_per_member_slot(sim, httpd_factory):
+    """The checking child starts one probe thread per member slot (growth
+    included), up to BBStatusThreads, all at once: a member never has two
+    checks in flight, so more would only sit idle, and each thread makes
+    httpd's per-request times() call (ExtendedStatus) dearer."""
+    nodes = sim([("a", "bitbucket", "RUNNING"), ("b", "jira", "RUNNING")])
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    p = "hcmethod=BBSTATUS hcinterval=1 hcpasses=1 hcfails=1"
+    counts = {}
+    for threads in (1, 3, 16):
+        h = httpd_factory()
+        # mod_proxy_hcheck's own pool lives in one child, maybe another
+        h.start(site(balancer("bb", [(a, p), (b, p)], "ProxySet growth=3"),
+                     head=f"ProxyHCTPsize 0\nBBStatusThreads {threads}\n"))
+        wait_member(h, a, decided("route"), 8)
+        wait_member(h, b, decided("route"), 8)
+        counts[threads] = _most_threads(h)
+        h.stop()
+    # 2 members + 3 growth slots = 5 threads; 3 and 1 where capped
+    assert counts[3] - counts[1] == 2, counts
+    assert counts[16] - counts[1] == 4, counts
 
 
 # --- 10. a hanging member does not hold up the others -----------------------
