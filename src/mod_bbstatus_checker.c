@@ -449,7 +449,6 @@ static void wake_up(void *data)
 }
 
 typedef struct {
-    apr_pool_t *p;
     apr_hash_t *seen;
     int slots;
 } slots_t;
@@ -458,7 +457,6 @@ static void count_slots(server_rec *s, proxy_server_conf *conf,
                         proxy_balancer *b, void *baton)
 {
     slots_t *c = baton;
-    const void **key;
 
     (void)s;
     (void)conf;
@@ -466,11 +464,8 @@ static void count_slots(server_rec *s, proxy_server_conf *conf,
     if (apr_hash_get(c->seen, &b->workers, sizeof(b->workers))) {
         return;
     }
-    key = apr_palloc(c->p, sizeof(*key));
-    *key = b->workers;
-    apr_hash_set(c->seen, key, sizeof(*key), key);
-    c->slots += b->max_workers > b->workers->nelts ? b->max_workers
-                                                   : b->workers->nelts;
+    apr_hash_set(c->seen, &b->workers, sizeof(b->workers), b);
+    c->slots += bbs_member_slots(b);
 }
 
 /* A member has one check in flight at most, so a thread per member slot
@@ -482,7 +477,6 @@ static int threads_needed(checker_t *ck)
 {
     slots_t c;
 
-    c.p = ck->pool;
     c.seen = apr_hash_make(ck->pool);
     c.slots = 0;
     bbs_each_balancer(ck->s, count_slots, &c);

@@ -154,6 +154,12 @@ void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton)
     }
 }
 
+int bbs_member_slots(const proxy_balancer *b)
+{
+    return b->max_workers > b->workers->nelts ? b->max_workers
+                                              : b->workers->nelts;
+}
+
 typedef struct {
     bbs_member_fn *fn;
     void *baton;

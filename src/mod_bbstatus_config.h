@@ -58,6 +58,8 @@ int bbs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 typedef void bbs_balancer_fn(server_rec *s, proxy_server_conf *conf,
                              proxy_balancer *b, void *baton);
 void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton);
+/* Members a balancer may ever hold: its members, or more with growth=. */
+int bbs_member_slots(const proxy_balancer *b);
 /* Calls fn for every member of every balancer of every server. */
 typedef void bbs_member_fn(proxy_balancer *b, proxy_worker *w, void *baton);
 void bbs_each_member(server_rec *s, bbs_member_fn *fn, void *baton);

@@ -285,9 +285,7 @@ static void count_slots(server_rec *s, proxy_server_conf *conf,
 {
     (void)s;
     (void)conf;
-    *(apr_size_t *)baton += (apr_size_t)(b->max_workers > b->workers->nelts
-                                             ? b->max_workers
-                                             : b->workers->nelts);
+    *(apr_size_t *)baton += (apr_size_t)bbs_member_slots(b);
 }
 
 static apr_size_t slots_needed(server_rec *s)
