@@ -24,6 +24,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 
+#include "bbs_connect.h"
 #include "mod_bbstatus_probe.h"
 
 #define PROXY_FUNCTION "BBSTATUS"
@@ -550,7 +551,7 @@ static int connect_member(probe_t *pr, proxy_worker *hc)
     else {
         char buf[120];
         transport(pr, BBS_TX_OTHER, apr_psprintf(pr->pool,
-                  "connecting: %s", apr_strerror(rv, buf, sizeof(buf))));
+                  "connecting: %s", bbs_connect_cause(rv, buf, sizeof(buf))));
     }
     return 0;
 }

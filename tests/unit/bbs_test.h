@@ -19,5 +19,6 @@ TCase *decide_test_case(void);
 TCase *stateset_test_case(void);
 TCase *cases_test_case(void);
 TCase *policy_test_case(void);
+TCase *connect_test_case(void);
 
 #endif
