@@ -154,6 +154,23 @@ void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton)
     }
 }
 
+proxy_balancer *bbs_balancer_of(const proxy_server_conf *conf,
+                                const proxy_worker *w)
+{
+    int i;
+
+    /* the copies share the members array: that tells them apart from
+     * another server's balancer of the same name */
+    for (i = 0; conf && w->balancer && i < conf->balancers->nelts; ++i) {
+        proxy_balancer *b = &APR_ARRAY_IDX(conf->balancers, i,
+                                           proxy_balancer);
+        if (b->workers == w->balancer->workers) {
+            return b;
+        }
+    }
+    return w->balancer;
+}
+
 int bbs_member_slots(const proxy_balancer *b)
 {
     return b->max_workers > b->workers->nelts ? b->max_workers

@@ -58,6 +58,13 @@ int bbs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 typedef void bbs_balancer_fn(server_rec *s, proxy_server_conf *conf,
                              proxy_balancer *b, void *baton);
 void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton);
+/* The balancer a request of this server runs through for a member. A
+ * member's own pointer (worker->balancer) names the record its <Proxy>
+ * section was read into; a virtual host runs on the copy mod_proxy merges
+ * into its configuration, whose shared settings (maxattempts, nofailover,
+ * stickysession, balancer-manager edits) live elsewhere. */
+proxy_balancer *bbs_balancer_of(const proxy_server_conf *conf,
+                                const proxy_worker *w);
 /* Members a balancer may ever hold: its members, or more with growth=. */
 int bbs_member_slots(const proxy_balancer *b);
 /* Calls fn for every member of every balancer of every server. */

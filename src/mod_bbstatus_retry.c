@@ -160,12 +160,10 @@ static int inner_pass(const request_rec *r)
 }
 
 static int may_hold(request_rec *r, proxy_worker *worker,
-                    const char *proxyhost)
+                    const proxy_balancer *b, const char *proxyhost)
 {
-    proxy_balancer *b = worker->balancer;
-
     /* every proxied request comes here twice: the cheap tests first */
-    return !proxyhost && b && bbs_method_is(worker)
+    return !proxyhost && b
            && (r->method_number == M_GET || r->method_number == M_OPTIONS)
            && !(worker->s->status & PROXY_WORKER_IGNORE_ERRORS)
            && b->s->max_attempts_set && b->s->max_attempts > 0
@@ -177,9 +175,9 @@ static int may_hold(request_rec *r, proxy_worker *worker,
            && idempotent_without_body(r) && retry_on(r);
 }
 
-static int other_usable(const proxy_worker *worker)
+static int other_usable(const proxy_balancer *b,
+                        const proxy_worker *worker)
 {
-    const proxy_balancer *b = worker->balancer;
     int i;
 
     for (i = 0; i < b->workers->nelts; ++i) {
@@ -192,7 +190,7 @@ static int other_usable(const proxy_worker *worker)
 }
 
 /* The same probe and rules as the checker's, with a shorter limit. */
-static int leaving(request_rec *r, proxy_worker *worker)
+static int leaving(request_rec *r, proxy_balancer *b, proxy_worker *worker)
 {
     apr_pool_t *p;
     ap_conf_vector_t *dc;
@@ -203,7 +201,7 @@ static int leaving(request_rec *r, proxy_worker *worker)
     int out = 0;
 
     apr_pool_create(&p, r->pool);
-    dc = bbs_balancer_dir_config(p, r->server, worker->balancer);
+    dc = bbs_balancer_dir_config(p, r->server, b);
     bbs_settings_for(&set, dc);
     if (set.timeout > PROBE_MAX) {
         set.timeout = PROBE_MAX;
@@ -218,7 +216,7 @@ static int leaving(request_rec *r, proxy_worker *worker)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, BBSLOGNO(0090)
                       "%s member %s answered %d; probed at once: "
                       "%s, %s (%" APR_TIME_T_FMT " us): %s",
-                      worker->balancer->s->name, bbs_wname(worker),
+                      b->s->name, bbs_wname(worker),
                       r->status, bbs_verdict_name(res.verdict), res.reason,
                       pr.latency, out ? "retried on another member"
                                       : "answer kept");
@@ -274,13 +272,19 @@ static int retry_scheme_handler(request_rec *r, proxy_worker *worker,
                                 proxy_server_conf *conf, char *url,
                                 const char *proxyhost, apr_port_t proxyport)
 {
+    proxy_balancer *b;
     hold_t *h;
     ap_filter_t *f;
     saved_t sv;
     bbs_slot_t *slot;
     int rv, i;
 
-    if (!may_hold(r, worker, proxyhost)) {
+    if (!worker->balancer || !bbs_method_is(worker)
+        || (r->method_number != M_GET && r->method_number != M_OPTIONS)) {
+        return DECLINED;
+    }
+    b = bbs_balancer_of(conf, worker);
+    if (!may_hold(r, worker, b, proxyhost)) {
         return DECLINED;
     }
     save(r, &sv);
@@ -288,8 +292,8 @@ static int retry_scheme_handler(request_rec *r, proxy_worker *worker,
     f = ap_add_output_filter_handle(hold_filter, h, r, r->connection);
     rv = proxy_run_scheme_handler(r, worker, conf, url, proxyhost,
                                   proxyport);
-    if (h->mode == HOLDING && (rv != OK || !h->eos || !other_usable(worker)
-                               || !leaving(r, worker))) {
+    if (h->mode == HOLDING && (rv != OK || !h->eos || !other_usable(b, worker)
+                               || !leaving(r, b, worker))) {
         release(f, h);
     }
     if (!h->removed) {
@@ -304,7 +308,7 @@ static int retry_scheme_handler(request_rec *r, proxy_worker *worker,
     }
     restore(r, &sv);
     apr_table_setn(r->notes, NOTE_RETRIED, "1");
-    slot = bbs_shm_member(worker->balancer, worker, 0);
+    slot = bbs_shm_member(b, worker, 0);
     if (slot && bbs_shm_request_probe(slot)) {
         bbs_wake_signal();
     }

@@ -432,6 +432,35 @@ def edit_form(h, worker_url):
     return form
 
 
+def post_balancer(h, balancer_name, changes):
+    """Submits the balancer-manager form of a balancer (its settings:
+    b_max for maxattempts, b_sforce for nofailover, ...) as a browser
+    would, with ``changes`` made to it; returns the fields."""
+    page = manager(h)
+    links = [html.unescape(l)
+             for l in re.findall(r'href=["\'](/balancer-manager\?[^"\']*)'
+                                 r'["\']', page)]
+    name = balancer_name.split("://")[-1]
+
+    def is_balancer_link(l):
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(l).query)
+        return q.get("b") == [name] and "w" not in q
+    link = next((l for l in links if is_balancer_link(l)), None)
+    assert link, f"no edit link for {balancer_name} in:\n{page}"
+    form = Form()
+    form.feed(manager(h, link[len("/balancer-manager"):]))
+    assert form.action, "no form on the balancer page"
+    fields = dict(form.fields)
+    fields.update(changes)
+    status, _, resp = h.get(form.action, method="POST",
+                            body=urllib.parse.urlencode(fields), headers={
+                                "Content-Type":
+                                    "application/x-www-form-urlencoded",
+                                "Referer": h.url("/balancer-manager")})
+    assert status in (200, 302, 303), resp
+    return fields
+
+
 def post_member(h, worker_url, changes):
     """Submits the balancer-manager form of a member as a browser would,
     with ``changes`` ({field: value}) made to it; returns the fields."""

@@ -16,7 +16,9 @@
   of mod_bbstatus (``LogLevel info bbstatus:<level>``).
 * A test parametrized over ``mpm`` gets instances of that MPM
   (``httpd.MPMS`` lists them); env BBS_MPM sets the MPM of every other
-  instance (default event).
+  instance (default event).  One parametrized over ``shape`` gets its
+  configuration body in the main server or inside a <VirtualHost>
+  (``httpd.SHAPES``).
 * env BBS_MODULE: the module to load (default <repo>/.libs/mod_bbstatus.so);
   BBS_CORE_DUMPS=1: children may dump core into <ServerRoot>/cores.
 """
@@ -170,9 +172,12 @@ def httpd_factory(sim, tmp_path, request):
     made = []
     level = module_loglevel(request.config)
 
-    # a test parametrized over "mpm" runs its instances with that MPM
-    mpm = getattr(getattr(request.node, "callspec", None), "params",
-                  {}).get("mpm")
+    # a test parametrized over "mpm" runs its instances with that MPM,
+    # one over "shape" puts its body where that shape says (httpd.SHAPES)
+    cs_params = getattr(getattr(request.node, "callspec", None), "params",
+                        {})
+    mpm = cs_params.get("mpm")
+    shape = cs_params.get("shape")
     broken = mpm_defect(mpm or default_mpm())
     if broken:
         pytest.skip(broken)
@@ -181,6 +186,8 @@ def httpd_factory(sim, tmp_path, request):
         name = name or f"httpd{len(made)}"
         if mpm:
             kwargs.setdefault("mpm", mpm)
+        if shape:
+            kwargs.setdefault("shape", shape)
         if any(h.name == name for h in made):
             raise ValueError(f"httpd_factory: name {name!r} already used")
         kwargs.setdefault("module_loglevel", level)

@@ -74,6 +74,13 @@ READY_RE = r"resuming normal operations"
 # the MPMs that tests parametrized over "mpm" run under (see conftest)
 MPMS = ("event", "worker", "prefork")
 
+# Where a test's body goes (tests parametrized over "shape", see
+# conftest): "main", the main server as written; "vhost", inside a
+# name-based <VirtualHost> on the listen address, as every deployment and
+# the shipped conf.d examples put a balancer.  Directives that only the
+# main server takes stay before the wrapper (Httpd.GLOBAL_DIRECTIVES).
+SHAPES = ("main", "vhost")
+
 
 class HttpdError(Exception):
     """apache2 could not be configured, started, restarted or stopped."""
@@ -361,7 +368,7 @@ class Httpd:
                  loglevel="info", extra_modules=(), load_bbstatus=True,
                  module_loglevel=None, server_limit=None, start_servers=None,
                  threads_per_child=25, max_request_workers=None, env=None,
-                 name=None, core_dumps=None):
+                 name=None, core_dumps=None, shape="main"):
         # ``link``: the tmpdir given; ``root``: the real ServerRoot (the
         # same directory, except as root: see _external_root)
         self.link = self.root = os.path.abspath(str(tmpdir))
@@ -389,6 +396,9 @@ class Httpd:
         if core_dumps is None:
             core_dumps = os.environ.get("BBS_CORE_DUMPS", "") not in ("", "0")
         self.core_dumps = core_dumps
+        if shape not in SHAPES:
+            raise ValueError(f"shape {shape!r} is not one of {SHAPES}")
+        self.shape = shape
         self.port = free_port()
 
         self.conf_dir = os.path.join(self.root, "conf")
@@ -594,8 +604,28 @@ class Httpd:
             lines += [f"User {user}", f"Group {group}"]
         body = (body or "").replace("@PORT@", str(self.port)).replace(
             "@ROOT@", self.root)
-        lines += ["", "# --- test body ---", body, ""]
+        lines += ["", "# --- test body ---", *self._shaped(body), ""]
         return "\n".join(lines)
+
+    # server-wide directives a body may hold; the vhost shape keeps them
+    # in the main server, where httpd takes them
+    GLOBAL_DIRECTIVES = ("BBStatusThreads", "ExtendedStatus", "ProxyHCTPsize",
+                         "LoadModule", "Listen", "Mutex")
+
+    def _shaped(self, body):
+        if self.shape == "main":
+            return [body]
+        glob, inner = [], []
+        for line in body.splitlines():
+            word = line.strip().split(None, 1)[0] if line.strip() else ""
+            (glob if word in self.GLOBAL_DIRECTIVES else inner).append(line)
+        # the only name-based vhost of the address: every request lands in
+        # it, as on a server with one site enabled
+        return [*glob,
+                f"<VirtualHost 127.0.0.1:{self.port}>",
+                "    ServerName vhost.bbstatus.test",
+                *inner,
+                "</VirtualHost>"]
 
     def _empty_mime_types(self):
         path = os.path.join(self.conf_dir, "mime.types")

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from httpd import MPMS, wait_until
-from bbs import (FAILING_RUNNING, brief, config, diag, is_, ms, murl, params,
-                 port_first_checked, wait_members)
+from httpd import MPMS, SHAPES, wait_until
+from bbs import (BB, FAILING_RUNNING, brief, config, diag, is_, ms, murl,
+                 params, port_first_checked, post_balancer, wait_members)
 
 
 # --- 1. a failed request wakes the checker at once ------------------------
@@ -86,7 +86,9 @@ def since(nodes, name, t):
     return [e for e in nodes.requests(name) if e[0] >= t]
 
 
-def test_get_answered_503_by_stopping_node_is_retried(env):
+@pytest.mark.parametrize("mpm", MPMS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_get_answered_503_by_stopping_node_is_retried(env, shape, mpm):
     nodes, h, a, b = start_two(env)
     t_flip = time.time()
     nodes.set("a", state="STOPPING")
@@ -101,7 +103,8 @@ def test_get_answered_503_by_stopping_node_is_retried(env):
 
 
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
-def test_unsafe_method_is_not_retried(env, method):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_unsafe_method_is_not_retried(env, shape, method):
     nodes, h, a, b = start_two(env)
     t_flip = time.time()
     nodes.set("a", state="STOPPING")
@@ -140,7 +143,8 @@ def without_date(raw):
 
 
 @pytest.mark.parametrize("only", [True, False], ids=["only", "both"])
-def test_maintenance_page_reaches_client_unchanged(env, only):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_maintenance_page_reaches_client_unchanged(env, shape, only):
     """A MAINTENANCE node stays in rotation: its 503 page goes to the
     client as it does with BBStatusRetry off, headers and body. "only": b
     is stopped, so a is the only choice; "both": both nodes are in
@@ -168,7 +172,8 @@ def test_maintenance_page_reaches_client_unchanged(env, only):
         assert not nodes.requests("b")
 
 
-def test_failing_running_node_is_not_retried(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_failing_running_node_is_not_retried(env, shape):
     """Every page of both nodes fails while /status says RUNNING: the
     probe keeps each member, so each request reaches one node only and the
     client gets that node's 503 page."""
@@ -186,7 +191,8 @@ def test_failing_running_node_is_not_retried(env):
     assert hits == len(answers), hits
 
 
-def test_at_most_one_retry(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_at_most_one_retry(env, shape):
     """Three members that all answer 503 and say STOPPING, kept in rotation
     (BBStatusFastBlock off, hcfails high, no early probes, retry=0): each
     GET is retried once, never a third time, and the client gets the
@@ -211,7 +217,8 @@ def test_at_most_one_retry(env):
     assert hits == 2 * len(answers), hits
 
 
-def test_retry_off(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_retry_off(env, shape):
     nodes, h, a, b = start_two(env, section="BBStatusRetry off")
     t_flip = time.time()
     nodes.set("a", state="STOPPING")
@@ -224,3 +231,68 @@ def test_retry_off(env):
     print(f"\nclient {got}")
     assert got[-1] == (503, "a"), got
     assert len(since(nodes, "a", t_flip)) == 1
+
+
+# --- 3. where the balancer lives: live settings, sticky users -------------
+
+def start_routed(env, section=""):
+    """start_two with routes a and b and a ROUTEID sticky cookie, as the
+    shipped examples configure a balancer."""
+    start_nodes, make = env
+    nodes = start_nodes(early("ab", "bitbucket", ("RUNNING", "RUNNING")))
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    h = make()
+    h.start(config([(a, params("10", extra="route=a")),
+                    (b, params("10", extra="route=b"))],
+                   section="ProxySet stickysession=ROUTEID\n" + section))
+    wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
+                     for u in (a, b)}, 8, "first checks")
+    return nodes, h, a, b
+
+
+PINNED_TO_A = {"Cookie": "ROUTEID=.a"}
+
+
+@pytest.mark.parametrize("mpm", MPMS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sticky_get_pinned_to_stopping_node_is_retried(env, shape, mpm):
+    """A user whose route names a node that just said STOPPING gets the
+    other node's answer, and only the first request reaches the leaving
+    node."""
+    nodes, h, a, b = start_routed(env)
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    answers = [h.get(f"/app/s{i}", headers=PINNED_TO_A) for i in range(4)]
+    got = [(s, hd.get("x-node")) for s, hd, _ in answers]
+    at_a = since(nodes, "a", t_flip)
+    print(f"\nclient {got}; a after STOPPING: {at_a}")
+    assert got == [(200, "b")] * 4, got
+    assert len(at_a) == 1 and at_a[0][2] == 503, at_a
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_manager_maxattempts_zero_applies_to_retry(env, shape):
+    """maxattempts set to 0 in balancer-manager: no failover is left, so
+    the member's own 503 reaches the client (not httpd's error page)."""
+    nodes, h, a, b = start_routed(env, section="ProxySet maxattempts=1")
+    post_balancer(h, BB, {"b_max": "0"})
+    nodes.set("a", state="STOPPING")
+    s, hd, body = h.get("/app/x", headers=PINNED_TO_A)
+    print(f"\nclient {s} {hd.get('x-node')} {body[:60]!r}")
+    assert (s, hd.get("x-node")) == (503, "a"), (s, hd, body)
+    assert body.startswith(b"node=a "), body
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_manager_nofailover_applies_to_retry(env, shape):
+    """nofailover=On set in balancer-manager: a sticky user stays on its
+    node, and gets that node's own answer."""
+    nodes, h, a, b = start_routed(env, section="ProxySet maxattempts=1")
+    post_balancer(h, BB, {"b_sforce": "1"})
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    s, hd, body = h.get("/app/n", headers=PINNED_TO_A)
+    print(f"\nclient {s} {hd.get('x-node')} {body[:60]!r}")
+    assert (s, hd.get("x-node")) == (503, "a"), (s, hd, body)
+    assert body.startswith(b"node=a "), body
+    assert not since(nodes, "b", t_flip)
