@@ -29,7 +29,7 @@ UNIT_BIN := tests/unit/bbs_unit
 .PHONY: all deps check check-unit check-integration check-guards bench \
         bench-decide demo demo-stop install uninstall clean fuzz \
         check-sanitize bench soak check-valgrind check-compat dist deb \
-        check-packages
+        check-packages check-rules
 
 all: $(MODULE_SO)
 
@@ -45,6 +45,12 @@ check-unit: $(UNIT_BIN)
 
 check-guards:
 	@bash scripts/check-guards.sh
+
+# The alerting rules of contrib/prometheus alone: promtool check and test
+# rules, and their metric names and labels against a live scrape (part of
+# check-integration).
+check-rules: $(MODULE_SO)
+	$(PYTEST) -q -rs -p no:cacheprovider tests/integration/test_270_alert_rules.py
 
 check-integration: $(MODULE_SO)
 	$(PYTEST) -q -rs -p no:cacheprovider tests/nodes tests/integration

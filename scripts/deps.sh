@@ -5,9 +5,12 @@ set -euo pipefail
 
 build=(apache2 apache2-dev libjansson-dev pkg-config make gcc)
 # the page tests: an HTML5 parser and a real browser (Chromium, Selenium);
-# gdb reads the core of a child that crashed (test_restarts_under_load)
+# gdb reads the core of a child that crashed (test_restarts_under_load);
+# promtool (prometheus) and python3-yaml test the alerting rules; iproute2
+# gives a test's network namespace a route that denies connect()
 check=("${build[@]}" check python3-pytest curl openssl python3-html5lib
-       chromium chromium-driver python3-selenium gdb)
+       chromium chromium-driver python3-selenium gdb prometheus python3-yaml
+       iproute2)
 case "${1:-check}" in
   build) want=("${build[@]}") ;;
   check|ci) want=("${check[@]}") ;;
@@ -17,8 +20,9 @@ case "${1:-check}" in
   bench) want=("${check[@]}" wrk gnuplot-nox haproxy nginx-light) ;;
   fuzz) want=("${check[@]}" clang libclang-rt-14-dev) ;;
   valgrind) want=("${check[@]}" valgrind) ;;
-  # make deb, and the package tests (lint, install, remove)
-  deb) want=("${check[@]}" git dpkg-dev debhelper fakeroot lintian patchelf) ;;
+  # make deb and make rpm, and the package tests (lint, install, remove)
+  deb) want=("${check[@]}" git dpkg-dev debhelper fakeroot lintian patchelf
+             rpm rpmlint) ;;
   # building httpd releases: PCRE 1 for those before 2.4.58, PCRE2 after,
   # OpenSSL for mod_ssl (https members), zlib/libxml2/brotli as Debian has
   compat) want=("${check[@]}" libapr1-dev libaprutil1-dev libpcre3-dev libpcre2-dev
@@ -44,12 +48,17 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# haproxy and nginx would start their system services on install: the
-# benchmark runs its own processes, so nothing is started (policy-rc.d
-# answering 101, for this install only) and the services are disabled.
+# haproxy, nginx and prometheus would start their system services on
+# install: the benchmark runs its own processes and the tests want only
+# promtool, so nothing is started (policy-rc.d answering 101, for this
+# install only) and the services are disabled.
 services=()
 for p in "${missing[@]}"; do
-  case "$p" in haproxy) services+=(haproxy) ;; nginx-light) services+=(nginx) ;; esac
+  case "$p" in
+    haproxy) services+=(haproxy) ;;
+    nginx-light) services+=(nginx) ;;
+    prometheus) services+=(prometheus) ;;
+  esac
 done
 policy=/usr/sbin/policy-rc.d
 own_policy=
