@@ -12,7 +12,11 @@
  * answered 503 is streamed to the client. So a scheme handler ordered
  * before mod_proxy_http's runs the exchange itself (the hook again, which
  * this one then declines), with an output filter that holds a 5xx answer
- * back, ahead of HTTP_HEADER, so that not a byte of it has left. Once
+ * back, first in the request's chain, so that no other filter has seen a
+ * byte of it: a content filter that saw an answer which is then dropped
+ * (mod_deflate, mod_filter's AddOutputFilterByType) would have made its
+ * decision and set its headers for it, not for the answer that replaces
+ * it. Once
  * mod_proxy_http returned OK the member is probed: leaving, the held
  * answer is dropped, the request is put back as it was and mod_proxy's
  * loop is told "service unavailable"; staying, the answer goes on as it
@@ -319,8 +323,11 @@ void bbs_retry_register_hooks(void)
 {
     static const char *const before_http[] = {"mod_proxy_http.c", NULL};
 
+    /* ahead of every resource filter (INFLATE is AP_FTYPE_RESOURCE - 1),
+     * so that it is first in the chain whatever was added before it */
     hold_filter = ap_register_output_filter(FILTER_NAME, hold_out, NULL,
-                                            AP_FTYPE_CONTENT_SET);
+                                            (ap_filter_type)
+                                            (AP_FTYPE_RESOURCE - 2));
     proxy_hook_scheme_handler(retry_scheme_handler, NULL, before_http,
                               APR_HOOK_FIRST);
 }

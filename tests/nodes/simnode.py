@@ -32,6 +32,9 @@ Control API (HTTP/1.1, JSON):
     GET  /nodes/NAME              record
     POST /nodes/NAME              update any of state, mode, scope, flavor,
                                   custom, reset_counts; answers the new record
+                                  (scope: the mode applies to "status", to
+                                  "all" paths, or to the "pages", all but
+                                  /status)
     GET  /nodes/NAME/requests     [[t, path, status], ...] of the last 10,000
                                   requests to paths other than /status
     POST /script/NAME             {"steps": [[STATE, seconds], ...]} runs in the
@@ -101,7 +104,9 @@ MODES = (
     "http09", "garbage", "redirect", "status401", "status403", "html200",
     "gzip", "deep", "invalid_utf8", "nul", "custom",
 )
-SCOPES = ("status", "all")
+# where a mode applies: /status only, every path, or every path but
+# /status (a node whose pages misbehave while it reports its state well)
+SCOPES = ("status", "all", "pages")
 
 DEFAULT_CUSTOM = {"status": 200, "content_type": JSON_TYPE,
                   "body": '{"state":"RUNNING"}'}
@@ -427,7 +432,7 @@ def validate_update(fields) -> dict:
     if "mode" in fields and fields["mode"] not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if "scope" in fields and fields["scope"] not in SCOPES:
-        raise ValueError("scope must be 'status' or 'all'")
+        raise ValueError("scope must be 'status', 'all' or 'pages'")
     if "flavor" in fields and fields["flavor"] not in FLAVORS:
         raise ValueError("flavor must be 'bitbucket' or 'jira'")
     if "reset_counts" in fields and not isinstance(fields["reset_counts"], bool):
@@ -723,7 +728,9 @@ class Node:
         is_status = req.path == "/status"
         entry = self._count(req.path, is_status)
         mode = self.mode
-        if mode == "refuse" or (self.scope != "all" and not is_status):
+        applies = {"status": is_status, "all": True,
+                   "pages": not is_status}[self.scope]
+        if mode == "refuse" or not applies:
             mode = "normal"
         return await getattr(self, "_mode_" + mode)(conn, req, is_status, entry)
 

@@ -333,6 +333,20 @@ def test_scope_all(sim, hostile):
     assert get(port, "/browse")[0] == 200
 
 
+def test_scope_pages(sim, hostile):
+    port = sim.port(hostile)
+    sim.set(hostile, mode="custom", scope="pages",
+            custom={"status": 503, "content_type": "text/html",
+                    "body": "<p>down</p>"})
+    try:
+        status, _, body = get(port, "/browse")
+        assert (status, body) == (503, b"<p>down</p>")
+        status, _, body = get(port, "/status")
+        assert status == 200 and b'"state"' in body, body
+    finally:
+        sim.set(hostile, mode="normal", scope="status")
+
+
 def test_reset(sim, hostile):
     sim.set(hostile, mode="reset")
     with connect(sim.port(hostile)) as sock:
