@@ -15,6 +15,14 @@ APXS_LIBEXECDIR := $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
 # mods-enabled/*.load) put it in; httpd's own LoadModule of mod_proxy then
 # finds the same, already loaded, object.
 PROXY_SO := $(APXS_LIBEXECDIR)/mod_proxy.so
+# An RPM needs neither that entry nor the RUNPATH that finds it (packaging
+# guidelines forbid a RUNPATH outside the system's library directories):
+# RHEL's conf.modules.d loads 00-proxy.conf before 10-bbstatus.conf, so
+# mod_proxy's symbols are there when httpd loads the module. LINK_PROXY=0.
+LINK_PROXY ?= 1
+ifeq ($(LINK_PROXY),1)
+PROXY_LINK = -Wl,-Wl$(comma)-rpath$(comma)$(APXS_LIBEXECDIR) -Wl,-Wl$(comma)$(PROXY_SO)
+endif
 
 MODULE := mod_bbstatus
 MODULE_SO := .libs/$(MODULE).so
@@ -38,8 +46,7 @@ $(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map
 	    $(addprefix -Wl$(comma),$(APXS_EXTRA_LDFLAGS)) \
 	    -Wl,-Wl$(comma)--version-script=$(CURDIR)/$(MODULE).map \
 	    $(addprefix -Wc$(comma),$(JANSSON_CFLAGS)) \
-	    -Wl,-Wl$(comma)-rpath$(comma)$(APXS_LIBEXECDIR) \
-	    -Wl,-Wl$(comma)$(PROXY_SO) \
+	    $(PROXY_LINK) \
 	    $(MODULE_SRC) $(JANSSON_LIBS)
 
 comma := ,

@@ -32,8 +32,9 @@ for f in tests/unit/test_*.c; do
   fi
 done
 
-# One version: BBS_VERSION in include/bbs_keys.h; the top of CHANGES and the
-# upstream part of debian/changelog's top entry say the same.
+# One version: BBS_VERSION in include/bbs_keys.h; the top of CHANGES, the
+# upstream part of debian/changelog's top entry and the RPM spec's Version
+# and newest changelog entry say the same.
 version=$(sed -n 's/^#define BBS_VERSION "\(.*\)"$/\1/p' include/bbs_keys.h)
 changes=$(sed -n '1s/^Changes with mod_bbstatus \([^ ]*\).*/\1/p' CHANGES)
 debian=$(sed -n '1s/^libapache2-mod-bbstatus (\([^)-]*\)\(-[^)]*\)\{0,1\}).*/\1/p' \
@@ -48,6 +49,15 @@ else
   fi
   if [ "$debian" != "$version" ]; then
     echo "check-guards: debian/changelog is at '$debian', BBS_VERSION is '$version'" >&2
+    fail=1
+  fi
+  # the RPM's Version: and its newest %changelog entry
+  spec=$(sed -n 's/^Version: *\([^ ]*\) *$/\1/p' rpm/mod_bbstatus.spec 2>/dev/null)
+  spec_log=$(sed -n '/^%changelog/{n;s/.* - \([^ -]*\)-[^ -]*$/\1/p;q}' \
+             rpm/mod_bbstatus.spec 2>/dev/null)
+  if [ "$spec" != "$version" ] || [ "$spec_log" != "$version" ]; then
+    echo "check-guards: rpm/mod_bbstatus.spec is at '$spec' (changelog" \
+         "'$spec_log'), BBS_VERSION is '$version'" >&2
     fail=1
   fi
 fi
