@@ -177,8 +177,8 @@ def compiled_in(httpd_bin):
 
 
 def rhel_layout(root, port, body):
-    """httpd's own files as RHEL's httpd packages lay them out in
-    ``root``: /etc/httpd with conf/, conf.d/, conf.modules.d/ and the
+    """httpd's own files as RHEL's httpd and filesystem packages lay them
+    out in ``root``: /etc/httpd with conf/, conf.d/, conf.modules.d/ and the
     modules, logs and run symlinks, the stock modules in
     /usr/lib64/httpd/modules (links to this httpd build's)."""
     prefix = httpd_prefix()
@@ -188,7 +188,11 @@ def rhel_layout(root, port, body):
               os.path.join(etc, "conf.modules.d"), moddir,
               os.path.join(root, "var", "log", "httpd"),
               os.path.join(root, "run", "httpd"),
-              os.path.join(root, "var", "www", "html")):
+              os.path.join(root, "var", "www", "html"),
+              # RHEL's filesystem package owns these
+              os.path.join(root, "usr", "lib"),
+              os.path.join(root, "usr", "share", "doc"),
+              os.path.join(root, "usr", "share", "licenses")):
         os.makedirs(d, exist_ok=True)
         os.chmod(d, 0o755)
     os.symlink("../../" + MODDIR, os.path.join(etc, "modules"))
