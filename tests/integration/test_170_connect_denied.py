@@ -8,8 +8,8 @@ connect(), so the test runs its httpd in a network namespace of its own
 (`unshare --net`) where the member's address has such a route; the
 machine's own routes are never touched.
 
-The outer test starts a second pytest in that namespace for the inner one,
-which runs only there (env BBS_NETNS_PROHIBITED names the address)."""
+The test starts a second pytest in that namespace on connect_denied_netns.py,
+whose test runs only there (env BBS_NETNS_PROHIBITED names the address)."""
 
 import os
 import shutil
@@ -18,14 +18,11 @@ import sys
 
 import pytest
 
-from bbs import config, get_json, murl, params, traffic, wait_member
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 # TEST-NET-1 (RFC 5737): never routed anywhere, prohibited in the namespace
 DENIED = "192.0.2.1"
 ENV = "BBS_NETNS_PROHIBITED"
-SELINUX_REASON = "permission denied (SELinux? see README)"
 
 
 def _netns_problem():
@@ -43,12 +40,10 @@ def _netns_problem():
 
 
 def test_denied_connect_names_selinux_in_the_diagnostics(tmp_path):
-    if os.environ.get(ENV):
-        pytest.skip("the outer test; this run is its inner one")
     why = _netns_problem()
     if why:
         pytest.skip(why)
-    inner = f"{os.path.abspath(__file__)}::test_inner_denied_member"
+    inner = os.path.join(HERE, "connect_denied_netns.py")
     script = (f"ip link set lo up && ip route add prohibit {DENIED}/32 && "
               f'exec "$0" -m pytest -q -p no:cacheprovider -rs '
               f'--basetemp="$1" "$2"')
@@ -62,38 +57,3 @@ def test_denied_connect_names_selinux_in_the_diagnostics(tmp_path):
     # one test, run and passed: a skip inside would hide the point
     assert r.returncode == 0 and "1 passed" in out \
         and "skipped" not in out, out
-
-
-def test_inner_denied_member(env):
-    if os.environ.get(ENV) != DENIED:
-        pytest.skip("runs inside the network namespace of "
-                    "test_denied_connect_names_selinux_in_the_diagnostics")
-    start_nodes, make = env
-    nodes = start_nodes([("r", "bitbucket", "RUNNING")])
-    denied = f"http://{DENIED}:7990"
-    p = params("200ms")
-    h = make()
-    h.start(config([(denied, p), (murl(nodes, "r"), p)]))
-
-    m = wait_member(h, denied, lambda m: (m.get("checks") or 0) >= 1,
-                    10, "a check of the denied member")
-    assert m["decision"] == "block" and m["in_rotation"] is False, m
-    assert m["reason"] == f"probe failed: connecting: {SELINUX_REASON}", m
-    assert m["http_status"] in (0, None), m
-    wait_member(h, murl(nodes, "r"), lambda m: m["decision"] == "route", 10,
-                "the RUNNING member routed")
-
-    # the same words on the page and in server-status, escaped for each
-    status, _, page = h.get("/bbstatus")
-    assert status == 200
-    assert SELINUX_REASON in page.decode(), page[:2000]
-    status, _, auto = h.get("/server-status?auto")
-    assert status == 200
-    assert "permission%20denied%20(SELinux%3F%20see%20README)" \
-        in auto.decode(), auto.decode()
-    doc = get_json(h)
-    assert doc["module"] == "mod_bbstatus"
-
-    # and users only reach the member that can be reached
-    seen, answers = traffic(h, 10)
-    assert set(seen) == {"r"}, answers
