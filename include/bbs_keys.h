@@ -28,6 +28,8 @@
 #define BBS_KEY_VERSION "version"
 #define BBS_KEY_GENERATED_AT "generated_at"
 #define BBS_KEY_BALANCERS "balancers"
+#define BBS_KEY_VIRTUAL_HOST "virtual_host"
+#define BBS_KEY_OTHER_VIRTUAL_HOSTS "other_virtual_hosts"
 #define BBS_KEY_NAME "name"
 #define BBS_KEY_MEMBERS "members"
 #define BBS_KEY_HCMETHOD "hcmethod"

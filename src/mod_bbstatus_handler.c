@@ -2,7 +2,8 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * SetHandler bbstatus: every balancer of the virtual host, every member,
+ * SetHandler bbstatus: every balancer of the virtual host (as
+ * balancer-manager, which edits them), every member,
  * and for BBSTATUS members the record the checker wrote last, as HTML,
  * JSON or Prometheus text. Read-only: it changes nothing and starts no
  * probe. Whatever a node sent is escaped for the format it appears in.
@@ -38,7 +39,7 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
     const proxy_worker *w = row->worker;
     const bbs_record_t *rec = &row->rec;
     json_t *m = json_object();
-    int checked = row->has_record && rec->checks;
+    int checked = bbs_view_checked(row);
 
     json_object_set_new(m, BBS_KEY_NAME, json_string(bbs_wname(w)));
     json_object_set_new(m, BBS_KEY_HCMETHOD,
@@ -54,9 +55,9 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
         return m;
     }
     json_object_set_new(m, BBS_KEY_PROBE_URL, json_string(row->probe_url));
-    json_object_set_new(m, BBS_KEY_STATE, checked && rec->has_state
-                                              ? json_string(rec->state)
-                                              : json_null());
+    json_object_set_new(m, BBS_KEY_STATE,
+                        bbs_view_state(row) ? json_string(bbs_view_state(row))
+                                            : json_null());
     json_object_set_new(m, BBS_KEY_HTTP_STATUS,
                         checked && rec->http_status
                             ? json_integer(rec->http_status)
@@ -64,10 +65,7 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
     json_object_set_new(m, BBS_KEY_DECISION,
                         json_string(bbs_view_decision(row)));
     json_object_set_new(m, BBS_KEY_REASON,
-                        json_string(checked ? rec->reason
-                                            : row->has_record
-                                                  ? "not checked yet"
-                                                  : "no record"));
+                        json_string(bbs_view_reason(row)));
     json_object_set_new(m, BBS_KEY_CHECKED_AT,
                         time_or_null(r->pool, checked ? rec->checked_at : 0));
     json_object_set_new(m, BBS_KEY_CHANGED_AT,
@@ -119,6 +117,18 @@ static json_t *history_json(request_rec *r, const bbs_record_t *rec)
     return h;
 }
 
+static json_t *strings_json(const apr_array_header_t *a)
+{
+    json_t *out = json_array();
+    int i;
+
+    for (i = 0; i < a->nelts; ++i) {
+        json_array_append_new(out,
+                              json_string(APR_ARRAY_IDX(a, i, const char *)));
+    }
+    return out;
+}
+
 static void send_json(request_rec *r, apr_array_header_t *rows)
 {
     json_t *root = json_object(), *balancers = json_array(), *members = NULL;
@@ -139,12 +149,16 @@ static void send_json(request_rec *r, apr_array_header_t *rows)
             members = json_array();
             json_object_set_new(b, BBS_KEY_NAME,
                                 json_string(current->s->name));
+            json_object_set_new(b, BBS_KEY_VIRTUAL_HOST,
+                                json_string(row->vhost));
             json_object_set_new(b, BBS_KEY_MEMBERS, members);
             json_array_append_new(balancers, b);
         }
         json_array_append_new(members, member_json(r, row));
     }
     json_object_set_new(root, BBS_KEY_BALANCERS, balancers);
+    json_object_set_new(root, BBS_KEY_OTHER_VIRTUAL_HOSTS,
+                        strings_json(bbs_view_elsewhere(r)));
     text = json_dumps(root, JSON_INDENT(1) | JSON_ENSURE_ASCII);
     json_decref(root);
     ap_set_content_type(r, "application/json");
@@ -180,39 +194,171 @@ static const char *label(apr_pool_t *p, const char *v)
     return out;
 }
 
-typedef struct {
+/* One metric: which members it covers and how it writes a member's
+ * sample(s). The table's order is the exposition's. */
+typedef struct metric_t metric_t;
+typedef void metric_fn(request_rec *r, const metric_t *m,
+                       const char *labels, const bbs_row *row);
+struct metric_t {
     const char *name;
     const char *type;
     const char *help;
-} metric_t;
+    int every_member; /* 1: members of other hcmethods too */
+    metric_fn *write;
+};
+
+static void sample_int(request_rec *r, const metric_t *m, const char *labels,
+                       apr_int64_t v)
+{
+    ap_rprintf(r, "%s{%s} %" APR_INT64_T_FMT "\n", m->name, labels, v);
+}
+
+static void sample_seconds(request_rec *r, const metric_t *m,
+                           const char *labels, apr_int64_t us, int digits)
+{
+    ap_rprintf(r, "%s{%s} %.*f\n", m->name, labels, digits, (double)us / 1e6);
+}
+
+static void in_rotation(request_rec *r, const metric_t *m,
+                        const char *labels, const bbs_row *row)
+{
+    sample_int(r, m, labels, row->in_rotation);
+}
+
+static void in_rotation_sticky(request_rec *r, const metric_t *m,
+                               const char *labels, const bbs_row *row)
+{
+    /* only members a sticky route can name */
+    if (row->in_rotation_sticky >= 0) {
+        sample_int(r, m, labels, row->in_rotation_sticky);
+    }
+}
+
+static void state(request_rec *r, const metric_t *m, const char *labels,
+                  const bbs_row *row)
+{
+    if (bbs_view_state(row)) {
+        ap_rprintf(r, "%s{%s,state=\"%s\"} 1\n", m->name, labels,
+                   label(r->pool, bbs_view_state(row)));
+    }
+}
+
+static void decision(request_rec *r, const metric_t *m, const char *labels,
+                     const bbs_row *row)
+{
+    ap_rprintf(r, "%s{%s,decision=\"%s\"} 1\n", m->name, labels,
+               bbs_view_decision(row));
+}
+
+static void http_status(request_rec *r, const metric_t *m,
+                        const char *labels, const bbs_row *row)
+{
+    sample_int(r, m, labels,
+               bbs_view_checked(row) ? row->rec.http_status : 0);
+}
+
+static void checks(request_rec *r, const metric_t *m, const char *labels,
+                   const bbs_row *row)
+{
+    sample_int(r, m, labels, (apr_int64_t)row->rec.checks);
+}
+
+static void failures(request_rec *r, const metric_t *m, const char *labels,
+                     const bbs_row *row)
+{
+    sample_int(r, m, labels, (apr_int64_t)row->rec.failures);
+}
+
+static void probe_seconds(request_rec *r, const metric_t *m,
+                          const char *labels, const bbs_row *row)
+{
+    sample_seconds(r, m, labels,
+                   bbs_view_checked(row) ? row->rec.latency : 0, 6);
+}
+
+static void changed_at(request_rec *r, const metric_t *m,
+                       const char *labels, const bbs_row *row)
+{
+    sample_seconds(r, m, labels, row->rec.changed_at, 3);
+}
+
+static void checked_at(request_rec *r, const metric_t *m,
+                       const char *labels, const bbs_row *row)
+{
+    sample_seconds(r, m, labels,
+                   bbs_view_checked(row) ? row->rec.checked_at : 0, 3);
+}
+
+static void decision_changes(request_rec *r, const metric_t *m,
+                             const char *labels, const bbs_row *row)
+{
+    sample_int(r, m, labels, (apr_int64_t)row->rec.history_len);
+}
+
+static void hcinterval(request_rec *r, const metric_t *m,
+                       const char *labels, const bbs_row *row)
+{
+    sample_seconds(r, m, labels, row->worker->s->interval, 3);
+}
 
 static const metric_t metrics[] = {
     {"bbstatus_member_in_rotation", "gauge",
-     "1 when the balancer can choose the member now"},
+     "1 when the balancer can choose the member now", 1, in_rotation},
     {"bbstatus_member_state", "gauge",
-     "1 for the state the member reported last"},
+     "1 for the state the member reported last", 0, state},
     {"bbstatus_member_decision", "gauge",
-     "1 for the module's current decision on the member"},
+     "1 for the module's current decision on the member", 0, decision},
     {"bbstatus_member_http_status", "gauge",
-     "HTTP status of the last probe, 0 for none"},
-    {"bbstatus_checks_total", "counter", "checks run on the member"},
+     "HTTP status of the last probe, 0 for none", 0, http_status},
+    {"bbstatus_checks_total", "counter", "checks run on the member", 0,
+     checks},
     {"bbstatus_check_failures_total", "counter",
-     "checks that learned nothing trustworthy (fail)"},
-    {"bbstatus_probe_seconds", "gauge", "duration of the last probe"},
+     "checks that learned nothing trustworthy (fail)", 0, failures},
+    {"bbstatus_probe_seconds", "gauge", "duration of the last probe", 0,
+     probe_seconds},
     {"bbstatus_member_changed_timestamp_seconds", "gauge",
-     "when the decision last changed (Unix time)"},
+     "when the decision last changed (Unix time)", 0, changed_at},
     {"bbstatus_member_in_rotation_sticky", "gauge",
-     "1 when a request whose sticky route names the member reaches it now"},
+     "1 when a request whose sticky route names the member reaches it now",
+     1, in_rotation_sticky},
+    {"bbstatus_member_checked_timestamp_seconds", "gauge",
+     "when the member was last checked (Unix time), 0 for never", 0,
+     checked_at},
+    {"bbstatus_member_decision_changes_total", "counter",
+     "decision changes since the member's record was made", 0,
+     decision_changes},
+    {"bbstatus_member_hcinterval_seconds", "gauge",
+     "the member's hcinterval: the time between two scheduled checks", 0,
+     hcinterval},
 };
 
 static void send_prometheus(request_rec *r, apr_array_header_t *rows)
 {
+    const apr_array_header_t *elsewhere;
+    const char **labels;
     apr_size_t mi;
     int i;
 
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     if (r->header_only) {
         return;
+    }
+    /* a scrape of a host without the balancers says where they are */
+    elsewhere = bbs_view_elsewhere(r);
+    for (i = 0; i < elsewhere->nelts; ++i) {
+        ap_rprintf(r, "# balancers of virtual host %s are listed by the "
+                   "bbstatus handler there, and all in server-status\n",
+                   label(r->pool, APR_ARRAY_IDX(elsewhere, i, const char *)));
+    }
+    labels = apr_palloc(r->pool, sizeof(*labels) * (rows->nelts + 1));
+    for (i = 0; i < rows->nelts; ++i) {
+        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+
+        labels[i] = apr_psprintf(r->pool, "balancer=\"%s\",member=\"%s\","
+                                 "vhost=\"%s\"",
+                                 label(r->pool, row->balancer->s->name),
+                                 label(r->pool, bbs_wname(row->worker)),
+                                 label(r->pool, row->vhost));
     }
     for (mi = 0; mi < sizeof(metrics) / sizeof(metrics[0]); ++mi) {
         const metric_t *m = &metrics[mi];
@@ -221,57 +367,9 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
                    m->name, m->type);
         for (i = 0; i < rows->nelts; ++i) {
             const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
-            const bbs_record_t *rec = &row->rec;
-            const char *labels;
-            int checked = row->has_record && rec->checks;
 
-            if ((!row->ours && mi != 0 && mi != 8)
-                || (mi == 8 && row->in_rotation_sticky < 0)) {
-                continue;
-            }
-            labels = apr_psprintf(r->pool, "balancer=\"%s\",member=\"%s\"",
-                                  label(r->pool, row->balancer->s->name),
-                                  label(r->pool, bbs_wname(row->worker)));
-            switch (mi) {
-            case 0:
-                ap_rprintf(r, "%s{%s} %d\n", m->name, labels,
-                           row->in_rotation);
-                break;
-            case 1:
-                if (checked && rec->has_state) {
-                    ap_rprintf(r, "%s{%s,state=\"%s\"} 1\n", m->name, labels,
-                               label(r->pool, rec->state));
-                }
-                break;
-            case 2:
-                ap_rprintf(r, "%s{%s,decision=\"%s\"} 1\n", m->name, labels,
-                           bbs_view_decision(row));
-                break;
-            case 3:
-                ap_rprintf(r, "%s{%s} %d\n", m->name, labels,
-                           checked ? rec->http_status : 0);
-                break;
-            case 4:
-                ap_rprintf(r, "%s{%s} %" APR_UINT64_T_FMT "\n", m->name,
-                           labels, rec->checks);
-                break;
-            case 5:
-                ap_rprintf(r, "%s{%s} %" APR_UINT64_T_FMT "\n", m->name,
-                           labels, rec->failures);
-                break;
-            case 6:
-                ap_rprintf(r, "%s{%s} %.6f\n", m->name, labels,
-                           checked ? (double)rec->latency / 1e6 : 0.0);
-                break;
-            case 7:
-                ap_rprintf(r, "%s{%s} %.3f\n", m->name, labels,
-                           rec->changed_at ? (double)rec->changed_at / 1e6
-                                           : 0.0);
-                break;
-            case 8:
-                ap_rprintf(r, "%s{%s} %d\n", m->name, labels,
-                           row->in_rotation_sticky);
-                break;
+            if (row->ours || m->every_member) {
+                m->write(r, m, labels[i], row);
             }
         }
     }
@@ -442,7 +540,7 @@ int bbs_handler(request_rec *r)
         return HTTP_BAD_REQUEST;
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    rows = bbs_view_collect(r);
+    rows = bbs_view_collect(r, BBS_VIEW_VHOST);
     if (!strcmp(format, "json")) {
         send_json(r, rows);
     }

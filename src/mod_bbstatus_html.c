@@ -164,7 +164,7 @@ static void html_member(request_rec *r, const bbs_row *row, apr_time_t now)
 {
     const bbs_record_t *rec = &row->rec;
     const proxy_worker *w = row->worker;
-    int checked = row->has_record && rec->checks;
+    int checked = bbs_view_checked(row);
     const char *decision, *http;
 
     ap_rprintf(r, "<tr class=\"m\" data-member=\"%s\"><td class=\"n\">%s",
@@ -196,7 +196,7 @@ static void html_member(request_rec *r, const bbs_row *row, apr_time_t now)
                "<td data-l=\"in rotation\">%s</td>"
                "<td class=\"w\" data-l=\"flags\">%s</td>",
                esc(r, row->probe_url), decision, decision,
-               checked && rec->has_state ? esc(r, rec->state) : "-", http,
+               bbs_view_state(row) ? esc(r, bbs_view_state(row)) : "-", http,
                html_rotation(r, row), esc(r, row->flags));
     if (checked) {
         ap_rprintf(r, "<td data-l=\"checked\" title=\"%s\">%s</td>"
@@ -216,9 +216,7 @@ static void html_member(request_rec *r, const bbs_row *row, apr_time_t now)
                rec->checks, rec->failures);
     html_history(r, rec, 1);
     ap_rprintf(r, "</td></tr>\n<tr class=\"r\"><td colspan=\"11\">%s",
-               checked ? esc(r, rec->reason)
-               : row->has_record ? "not checked yet"
-                                 : "no record");
+               esc(r, bbs_view_reason(row)));
     html_history(r, rec, 0);
     ap_rputs("</td></tr>\n", r);
 }
@@ -259,7 +257,9 @@ void bbs_html_send(request_rec *r, apr_array_header_t *rows, int refresh)
                     && APR_ARRAY_IDX(rows, j, bbs_row).balancer == b;
              ++j) {
         }
-        ap_rprintf(r, "<h2>%s</h2>\n", esc(r, b->s->name));
+        ap_rprintf(r, "<h2>%s <span class=\"g\">in %s</span></h2>\n",
+                   esc(r, b->s->name),
+                   esc(r, APR_ARRAY_IDX(rows, i, bbs_row).vhost));
         html_summary(r, rows, i, j);
         ap_rputs("<table><thead><tr><th>member</th><th>decision</th>"
                  "<th>state</th><th>HTTP</th><th>in rotation</th>"
@@ -272,7 +272,19 @@ void bbs_html_send(request_rec *r, apr_array_header_t *rows, int refresh)
         ap_rputs("</tbody></table>\n", r);
     }
     if (!rows->nelts) {
-        ap_rputs("<p>No balancer in this virtual host.</p>\n", r);
+        const apr_array_header_t *elsewhere = bbs_view_elsewhere(r);
+
+        ap_rputs("<p>No balancer in this virtual host.", r);
+        for (i = 0; i < elsewhere->nelts; ++i) {
+            ap_rprintf(r, "%s%s", i ? ", " : " Balancers are defined in "
+                                            "virtual host ",
+                       esc(r, APR_ARRAY_IDX(elsewhere, i, const char *)));
+        }
+        if (elsewhere->nelts) {
+            ap_rputs(": the bbstatus handler there shows them, and "
+                     "/server-status shows every one.", r);
+        }
+        ap_rputs("</p>\n", r);
     }
     ap_rputs("</body></html>\n", r);
 }

@@ -8,8 +8,11 @@
  *   BBStatusMember: <balancer> <member> decision=<d> in_rotation=<0|1>
  *       in_rotation_sticky=<0|1|-> state=<state|-> http_status=<code|0>
  *       checks=<n> failures=<n> latency_ms=<ms> reason=<text>
+ *       vhost=<name:port>
  *
- * (on one line), preceded by "BBStatusMembers: <count>". Every text value
+ * (on one line), preceded by "BBStatusMembers: <count>". As mod_status's
+ * scoreboard, it covers the whole server: every balancer of every virtual
+ * host, one inherited from the main server once. Every text value
  * is percent-encoded: none contains a space or an '=', so a node that
  * reports a state such as "ERROR decision=route" cannot add a key.
  */
@@ -48,7 +51,7 @@ static const char *auto_value(apr_pool_t *p, const char *v)
 
 int bbs_status_hook(request_rec *r, int flags)
 {
-    apr_array_header_t *rows = bbs_view_collect(r);
+    apr_array_header_t *rows = bbs_view_collect(r, BBS_VIEW_SERVER);
     int i, n = 0;
 
     for (i = 0; i < rows->nelts; ++i) {
@@ -61,7 +64,8 @@ int bbs_status_hook(request_rec *r, int flags)
         ap_rprintf(r, "<hr />\n<h2>mod_bbstatus</h2>\n<p>%d BBSTATUS "
                    "member%s.</p>\n", n, n == 1 ? "" : "s");
         if (n) {
-            ap_rputs("<table border=\"1\"><tr><th>balancer</th>"
+            ap_rputs("<table border=\"1\"><tr><th>virtual host</th>"
+                     "<th>balancer</th>"
                      "<th>member</th><th>decision</th><th>in rotation</th>"
                      "<th>in rotation (sticky)</th>"
                      "<th>state</th><th>HTTP</th><th>checks / failures</th>"
@@ -71,8 +75,8 @@ int bbs_status_hook(request_rec *r, int flags)
     for (i = 0; i < rows->nelts; ++i) {
         const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
         const bbs_record_t *rec = &row->rec;
-        const char *state = rec->has_state && rec->checks ? rec->state : "-";
-        const char *reason = rec->checks ? rec->reason : "not checked yet";
+        const char *state = bbs_view_state(row) ? bbs_view_state(row) : "-";
+        const char *reason = bbs_view_reason(row);
 
         if (!row->ours) {
             continue;
@@ -82,7 +86,7 @@ int bbs_status_hook(request_rec *r, int flags)
                        "in_rotation_sticky=%s state=%s http_status=%d "
                        "checks=%" APR_UINT64_T_FMT
                        " failures=%" APR_UINT64_T_FMT " latency_ms=%.1f "
-                       "reason=%s\n",
+                       "reason=%s vhost=%s\n",
                        auto_value(r->pool, row->balancer->s->name),
                        auto_value(r->pool, bbs_wname(row->worker)),
                        auto_value(r->pool, bbs_view_decision(row)),
@@ -93,13 +97,16 @@ int bbs_status_hook(request_rec *r, int flags)
                        auto_value(r->pool, state),
                        rec->http_status, rec->checks, rec->failures,
                        (double)rec->latency / 1000.0,
-                       auto_value(r->pool, reason));
+                       auto_value(r->pool, reason),
+                       auto_value(r->pool, row->vhost));
         }
         else {
             ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                       "<td>%s</td>"
                        "<td>%s</td><td>%s</td><td>%d</td><td>%"
                        APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT
                        "</td><td>%s</td></tr>\n",
+                       ap_escape_html2(r->pool, row->vhost, 1),
                        ap_escape_html2(r->pool, row->balancer->s->name, 1),
                        ap_escape_html2(r->pool, bbs_wname(row->worker), 1),
                        bbs_view_decision(row),

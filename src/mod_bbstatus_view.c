@@ -7,7 +7,9 @@
  */
 #include <string.h>
 
+#include "apr_hash.h"
 #include "apr_strings.h"
+#include "http_main.h"
 
 #include "bbs_policy.h"
 #include "mod_bbstatus_method.h"
@@ -38,26 +40,46 @@ static const char *worker_flags(apr_pool_t *p, const proxy_worker *w)
     return s;
 }
 
-apr_array_header_t *bbs_view_collect(request_rec *r)
+const char *bbs_view_vhost(apr_pool_t *p, const server_rec *s)
 {
-    proxy_server_conf *conf = ap_get_module_config(r->server->module_config,
+    const char *name = s->server_hostname ? s->server_hostname : "-";
+    apr_port_t port = s->is_virtual && s->addrs ? s->addrs->host_port
+                                                : s->port;
+
+    /* port 0: <VirtualHost *>, or a main server whose ServerName has
+     * none */
+    return port ? apr_psprintf(p, "%s:%u", name, (unsigned)port) : name;
+}
+
+static void collect_server(request_rec *r, server_rec *s,
+                           apr_array_header_t *rows, apr_hash_t *seen)
+{
+    proxy_server_conf *conf = ap_get_module_config(s->module_config,
                                                    &proxy_module);
-    apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row));
+    const char *vhost = bbs_view_vhost(r->pool, s);
     proxy_balancer *b;
     int i, k;
 
     if (!conf) {
-        return rows;
+        return;
     }
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; ++i, ++b) {
+        if (seen) {
+            /* a virtual host's copy of a main server balancer shares its
+             * members array: one balancer, listed where it is defined */
+            if (apr_hash_get(seen, &b->workers, sizeof(b->workers))) {
+                continue;
+            }
+            apr_hash_set(seen, &b->workers, sizeof(b->workers), b);
+        }
         /* a member added in balancer-manager reaches a child's view of the
          * balancer only when the child syncs it, which mod_proxy_balancer
          * does for proxied requests alone: without this, a child that
          * serves only this page would leave the member out */
         if (b->s->wupdated > b->wupdated
             && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
-            ap_proxy_sync_balancer(b, r->server, conf);
+            ap_proxy_sync_balancer(b, s, conf);
             PROXY_THREAD_UNLOCK(b);
         }
         for (k = 0; k < b->workers->nelts; ++k) {
@@ -67,6 +89,7 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
             memset(row, 0, sizeof(*row));
             row->balancer = b;
             row->worker = w;
+            row->vhost = vhost;
             row->ours = bbs_method_is(w);
             row->flags = worker_flags(r->pool, w);
             /* a hot standby member is usable, yet chosen only while no
@@ -88,13 +111,83 @@ apr_array_header_t *bbs_view_collect(request_rec *r)
             }
         }
     }
+}
+
+apr_array_header_t *bbs_view_collect(request_rec *r, int scope)
+{
+    apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row));
+    apr_hash_t *seen;
+    server_rec *s;
+
+    if (scope != BBS_VIEW_SERVER) {
+        collect_server(r, r->server, rows, NULL);
+        return rows;
+    }
+    seen = apr_hash_make(r->pool);
+    for (s = ap_server_conf; s; s = s->next) {
+        collect_server(r, s, rows, seen);
+    }
     return rows;
+}
+
+/* Marks the balancers of s as seen; 1 when one of them was not seen
+ * before (s defines it rather than inheriting it). */
+static int defines_balancer(const server_rec *s, apr_hash_t *seen)
+{
+    proxy_server_conf *conf = ap_get_module_config(s->module_config,
+                                                   &proxy_module);
+    int i, found = 0;
+
+    for (i = 0; conf && i < conf->balancers->nelts; ++i) {
+        const proxy_balancer *b = &APR_ARRAY_IDX(conf->balancers, i,
+                                                 proxy_balancer);
+        if (!apr_hash_get(seen, &b->workers, sizeof(b->workers))) {
+            apr_hash_set(seen, &b->workers, sizeof(b->workers), b);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+apr_array_header_t *bbs_view_elsewhere(request_rec *r)
+{
+    apr_array_header_t *out = apr_array_make(r->pool, 2,
+                                             sizeof(const char *));
+    apr_hash_t *seen = apr_hash_make(r->pool);
+    server_rec *s;
+
+    /* what r's host shows needs no pointer to it */
+    defines_balancer(r->server, seen);
+    for (s = ap_server_conf; s; s = s->next) {
+        if (s != r->server && defines_balancer(s, seen)) {
+            APR_ARRAY_PUSH(out, const char *) = bbs_view_vhost(r->pool, s);
+        }
+    }
+    return out;
 }
 
 const char *bbs_view_decision(const bbs_row *row)
 {
-    if (!row->has_record || !row->rec.checks) {
+    if (!bbs_view_checked(row)) {
         return BBS_DECISION_PENDING;
     }
     return bbs_decision_name(bbs_decision_from(row->slot_flags, 1));
+}
+
+int bbs_view_checked(const bbs_row *row)
+{
+    return row->has_record && row->rec.checks;
+}
+
+const char *bbs_view_state(const bbs_row *row)
+{
+    return bbs_view_checked(row) && row->rec.has_state ? row->rec.state
+                                                       : NULL;
+}
+
+const char *bbs_view_reason(const bbs_row *row)
+{
+    return bbs_view_checked(row) ? row->rec.reason
+           : row->has_record     ? "not checked yet"
+                                 : "no record";
 }

@@ -15,6 +15,7 @@
 typedef struct {
     proxy_balancer *balancer;
     proxy_worker *worker;
+    const char *vhost; /* the virtual host the balancer is defined in */
     int ours;          /* hcmethod=BBSTATUS */
     int in_rotation;   /* the balancer would choose it now */
     int in_rotation_sticky; /* ... for a request whose route names it;
@@ -26,9 +27,27 @@ typedef struct {
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
 } bbs_row;
 
-/* Every member of every balancer of r's virtual host, in order. */
-apr_array_header_t *bbs_view_collect(request_rec *r);
+/* Every member of every balancer of r's virtual host, in order, as
+ * balancer-manager shows them (BBS_VIEW_VHOST); or of every virtual host
+ * of the server, as mod_status's scoreboard does (BBS_VIEW_SERVER), a
+ * balancer that virtual hosts inherit from the main server once. */
+#define BBS_VIEW_VHOST 0
+#define BBS_VIEW_SERVER 1
+apr_array_header_t *bbs_view_collect(request_rec *r, int scope);
+/* The virtual hosts other than r's that define a balancer: where to look
+ * when r's has none. */
+apr_array_header_t *bbs_view_elsewhere(request_rec *r);
+/* How every output names a virtual host: "name:port", or "name" where
+ * no port is set (the main server, <VirtualHost *>). */
+const char *bbs_view_vhost(apr_pool_t *p, const server_rec *s);
 const char *bbs_view_decision(const bbs_row *row);
+/* Whether the member's record holds a check yet: every output shows the
+ * fields of a check only then. */
+int bbs_view_checked(const bbs_row *row);
+/* The state the node reported last; NULL when none. */
+const char *bbs_view_state(const bbs_row *row);
+/* Why the member is where it is, as every output words it. */
+const char *bbs_view_reason(const bbs_row *row);
 /* RFC 3339 in UTC with milliseconds, as every format shows times. */
 const char *bbs_view_time(apr_pool_t *p, apr_time_t t);
 

@@ -41,6 +41,10 @@ METRICS = {
     "bbstatus_check_failures_total": "counter",
     "bbstatus_probe_seconds": "gauge",
     "bbstatus_member_changed_timestamp_seconds": "gauge",
+    "bbstatus_member_in_rotation_sticky": "gauge",
+    "bbstatus_member_checked_timestamp_seconds": "gauge",
+    "bbstatus_member_decision_changes_total": "counter",
+    "bbstatus_member_hcinterval_seconds": "gauge",
 }
 # labels a metric carries after balancer and member
 EXTRA_LABEL = {"bbstatus_member_state": "state",
@@ -183,7 +187,7 @@ def prom_value(samples, name, balancer, member, **extra):
 AUTO_MEMBER_RE = re.compile(
     r"^BBStatusMember: (\S+) (\S+) decision=(\S+) in_rotation=([01]) "
     r"in_rotation_sticky=([01-]) state=(\S+) http_status=(\d+) checks=(\d+) failures=(\d+) "
-    r"latency_ms=(\d+(?:\.\d+)?) reason=(.*)$")
+    r"latency_ms=(\d+(?:\.\d+)?) reason=(\S*) vhost=(\S+)$")
 
 
 def scenario(env, interval="1", passes=2, fails=2, **httpd_kw):
@@ -392,10 +396,12 @@ def test_prometheus(env):
         assert types.get(name) == kind, (name, types.get(name))
     for name, labels, value in samples:
         keys = [k for k, _ in labels]
-        want = ["balancer", "member"] + (
+        want = ["balancer", "member", "vhost"] + (
             [EXTRA_LABEL[name]] if name in EXTRA_LABEL else [])
         assert keys == want, (name, labels)
         assert dict(labels)["balancer"] == BB
+        # the main server: its ServerName, which has no port here
+        assert dict(labels)["vhost"] == "127.0.0.1", labels
         assert dict(labels)["member"] in (r, s, g)
         assert name in METRICS, name
 
@@ -419,6 +425,15 @@ def test_prometheus(env):
     changed = prom_value(samples, "bbstatus_member_changed_timestamp_seconds",
                          BB, s)
     assert changed is not None and abs(time.time() - changed) < 120, changed
+    checked_at = prom_value(
+        samples, "bbstatus_member_checked_timestamp_seconds", BB, r)
+    assert checked_at is not None and abs(time.time() - checked_at) < 30, \
+        checked_at
+    # pending -> block: one change so far
+    assert prom_value(samples, "bbstatus_member_decision_changes_total",
+                      BB, s) == 1
+    assert prom_value(samples, "bbstatus_member_hcinterval_seconds",
+                      BB, r) == 0.2  # hcinterval=200ms
     # the hcmethod=GET member only has its rotation metric
     assert [n for n, labels, _ in samples if dict(labels)["member"] == g] \
         == [rot]
@@ -579,8 +594,9 @@ def test_server_status_section(env):
         m = AUTO_MEMBER_RE.match(line)
         assert m, f"BBStatusMember line does not parse: {line!r}"
         (bal, name, decision, rot, sticky, state, code, checks, failures,
-         latency, reason) = m.groups()
+         latency, reason, vhost) = m.groups()
         assert bal == BB, line
+        assert vhost == "127.0.0.1", line
         assert sticky == "-", line
         parsed[name] = dict(decision=decision, in_rotation=int(rot),
                             state=state, http_status=int(code),

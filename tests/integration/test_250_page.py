@@ -173,7 +173,8 @@ def test_summary_line_and_draining_member(env):
     status, _, body = h.get("/bbstatus?format=prometheus")
     assert status == 200
     assert re.search(rf'^bbstatus_member_in_rotation\{{balancer="{BB}",'
-                     rf'member="{re.escape(b)}"\}} 0$', body.decode(), re.M)
+                     rf'member="{re.escape(b)}",vhost="127.0.0.1"\}} 0$',
+                     body.decode(), re.M)
 
 
 # --- 3. negotiation, query, refresh ------------------------------------------
@@ -306,7 +307,8 @@ def test_server_status_auto_values_are_encoded(env):
              if x.startswith("BBStatusMember:")]
     assert len(lines) == 2, body
     want_keys = ["decision", "in_rotation", "in_rotation_sticky", "state",
-                 "http_status", "checks", "failures", "latency_ms", "reason"]
+                 "http_status", "checks", "failures", "latency_ms", "reason",
+                 "vhost"]
     parsed = {}
     for line in lines:
         head, bal, name, keys, values = auto_pairs(line)
