@@ -13,6 +13,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -128,6 +130,31 @@ def port_first_checked(lo_ms, hi_ms, interval_ms):
             return port
     raise AssertionError(f"no free port with a first check in "
                          f"[{lo_ms}, {hi_ms}) ms of {interval_ms} ms")
+
+
+# mod_ssl at start-up when this system's OpenSSL is older than the one
+# Debian's mod_ssl was built with (a point release apart)
+SSL_BUILD_LOG = (r"\[ssl:warn\] .* AH01882: Init: this version of mod_ssl "
+                 r"was compiled against a newer library")
+
+
+def make_cert(openssl, directory, name, cn, dns="localhost", ca=True):
+    """A self-signed certificate for 127.0.0.1 and ``dns``, with ``ca``
+    also its own CA (a node a probe verifies against it), without a
+    site's: (certificate path, key path) in ``directory``."""
+    key = os.path.join(directory, f"{name}.key")
+    crt = os.path.join(directory, f"{name}.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+         "-out", crt, "-days", "2", "-subj", f"/CN={cn}",
+         "-addext", f"subjectAltName=IP:127.0.0.1,DNS:{dns}",
+         "-addext", "basicConstraints=critical,CA:"
+         + ("TRUE" if ca else "FALSE")],
+        check=True, capture_output=True, timeout=60)
+    for p in (key, crt):
+        os.chmod(p, 0o644)
+    return crt, key
 
 
 # --- requests and the diagnostics ------------------------------------------
@@ -289,17 +316,33 @@ def traffic(h, n=20, path="/app/req", headers=None):
     return seen, answers
 
 
+def connection(port, tls=False, timeout=5):
+    """An HTTP/1.1 connection to 127.0.0.1:port; with tls, over TLS
+    without verifying the test's self-signed certificate."""
+    if not tls:
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                       context=ctx)
+
+
 class Load:
     """Requests through the proxy from ``threads`` threads, each on its
     own keep-alive connection, until stop().  With ``rate`` the threads
     together send about that many requests per second.
 
     ``results``: (t_sent, t_done, status, x-node or None) per completed
-    request, times from time.time()."""
+    request, times from time.time().  ``headers``: sent with every request
+    (a route cookie); ``tls``: over TLS, the certificate not verified."""
 
-    def __init__(self, port, path="/app/load", threads=8, rate=None):
+    def __init__(self, port, path="/app/load", threads=8, rate=None,
+                 headers=None, tls=False):
         self.port = port
         self.path = path
+        self.headers = dict(headers or {})
+        self.tls = tls
         self.threads = threads
         self.period = threads / rate if rate else 0.0
         self.results = []
@@ -344,11 +387,11 @@ class Load:
                 due = max(due + self.period, time.monotonic() - self.period)
             i += 1
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                  timeout=10)
+                conn = connection(self.port, self.tls, timeout=10)
             t0 = time.time()
             try:
-                conn.request("GET", f"{self.path}?t{idx}-{i}")
+                conn.request("GET", f"{self.path}?t{idx}-{i}",
+                             headers=self.headers)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http.client.HTTPException) as e:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from httpd import MPMS, wait_until
+from httpd import MPMS, SHAPES, wait_until
 from bbs import (FAILING_RUNNING, Load, REFUSED_503_LOGS, brief, config, diag,
                  is_, ms, murl, params, port_first_checked, traffic,
                  wait_members)
@@ -33,7 +33,8 @@ STATUS_404 = {"status": 404, "content_type": "text/plain;charset=UTF-8",
 # --- 1. standby members get traffic only when nobody better is there ------
 
 @pytest.mark.parametrize("mpm", MPMS)
-def test_standby_member_gets_no_traffic_while_running_members_exist(env, mpm):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_standby_member_gets_no_traffic_while_running_members_exist(env, shape, mpm):
     start_nodes, make = env
     nodes = start_nodes([("a", "bitbucket", "RUNNING"),
                          ("b", "bitbucket", "RUNNING"),
@@ -100,7 +101,8 @@ def test_standby_member_gets_no_traffic_while_running_members_exist(env, mpm):
 TOKEN = "secret-token-400"
 
 
-def test_backup_client_whole_cluster_in_maintenance(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backup_client_whole_cluster_in_maintenance(env, shape):
     start_nodes, make = env
     nodes = start_nodes([("a", "bitbucket", "RUNNING"),
                          ("b", "bitbucket", "RUNNING"),
@@ -207,7 +209,8 @@ def test_admin_hot_standby_is_kept(env):
 # --- 4. a node going away under load is out after one re-probe ------------
 
 @pytest.mark.parametrize("mpm", MPMS)
-def test_stopping_node_under_load_out_after_reprobe(env, mpm):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_stopping_node_under_load_out_after_reprobe(env, shape, mpm):
     start_nodes, make = env
     interval_ms = 10000
     # a's first scheduled check early, so its next one is ~10 s away
@@ -457,7 +460,8 @@ def test_fast_interval_while_failing(env):
 # --- 8. the last RUNNING member leaves: standby takes over at once ---------
 
 @pytest.mark.allow_log(*REFUSED_503_LOGS)
-def test_standby_takes_over_when_last_running_member_leaves(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_standby_takes_over_when_last_running_member_leaves(env, shape):
     start_nodes, make = env
     nodes = start_nodes([("r", "bitbucket", "RUNNING"),
                          ("s", "bitbucket", "MAINTENANCE")])

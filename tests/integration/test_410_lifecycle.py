@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from httpd import wait_until
+from httpd import SHAPES, wait_until
 from bbs import (REFUSED_503_LOGS, brief, config, diag, is_, murl, params,
                  port_first_checked, post_member, traffic, wait_members)
 
@@ -56,7 +56,8 @@ def _running_stays_standby(nodes, h, r, s):
 # --- 1. every restart re-derives the flags --------------------------------
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
-def test_standby_flag_survives_graceful_and_restart(env, mpm):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_standby_flag_survives_graceful_and_restart(env, shape, mpm):
     start_nodes, make = env
     # a long interval, with both first checks early in it: after a
     # restart the flags must come back from the records, not from a check
@@ -198,7 +199,8 @@ def test_switch_to_get_gives_back_the_modules_standby(env):
     assert all(st == 200 for st, _ in answers), answers
 
 
-def test_admin_hot_standby_given_in_balancer_manager_is_kept(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_admin_hot_standby_given_in_balancer_manager_is_kept(env, shape):
     nodes, h, r, s = _standby_pair(env)
     off = h.log_offset()
     # the administrator confirms Hot Standby On and changes nothing else

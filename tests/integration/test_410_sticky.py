@@ -21,7 +21,7 @@ import time
 import pytest
 
 from bbs import BB, Load, brief, config, is_, murl, params, wait_members
-from httpd import version as httpd_version
+from httpd import SHAPES, version as httpd_version
 
 
 LBMETHODS = ("byrequests", "bybusyness", "bytraffic")
@@ -140,7 +140,8 @@ def test_sticky_requests_follow_standby_and_block(env, lbmethod, mpm):
     expect_sticky(h, "n2", "n2", 200, "n2 RUNNING")
 
 
-def test_sticky_requests_under_load(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sticky_requests_under_load(env, shape):
     """Many threads at once (event MPM): every sticky request for the
     standby member is answered by the running one."""
     start_nodes, make = env
@@ -180,7 +181,8 @@ Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_
 """
 
 
-def test_sticky_request_reaches_the_running_member_unchanged(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sticky_request_reaches_the_running_member_unchanged(env, shape):
     start_nodes, make = env
     nodes = start_nodes([("n2", "bitbucket", "STARTING")])
     u2 = murl(nodes, "n2")
@@ -238,7 +240,8 @@ def running_starting_admin_standby(env, n3, section):
     return h, (u1, u2, u3), recs
 
 
-def test_nofailover_and_admin_standby_keep_sticky_requests(env):
+@pytest.mark.parametrize("shape", SHAPES)
+def test_nofailover_and_admin_standby_keep_sticky_requests(env, shape):
     h, (u1, u2, u3), recs = running_starting_admin_standby(
         env, "route=n3 status=+H",
         "ProxySet stickysession=ROUTEID nofailover=On")

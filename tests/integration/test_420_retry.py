@@ -373,7 +373,6 @@ def test_retried_request_takes_little_more_than_its_probe(env):
     a, b = murl(nodes, "a"), murl(nodes, "b")
     h = make(module_loglevel="debug")
     h.start(config([(a, params("1")), (b, params("1"))]))
-    extra = []
     for i in range(6):
         nodes.set("a", state="RUNNING")
         wait_members(h, {u: lambda m: m.get("decision") == "route"

@@ -34,7 +34,8 @@ Control API (HTTP/1.1, JSON):
                                   custom, reset_counts; answers the new record
                                   (scope: the mode applies to "status", to
                                   "all" paths, or to the "pages", all but
-                                  /status)
+                                  the status path; status_path: where the
+                                  state is answered, default /status)
     GET  /nodes/NAME/requests     [[t, path, status], ...] of the last 10,000
                                   requests to paths other than /status
     POST /script/NAME             {"steps": [[STATE, seconds], ...]} runs in the
@@ -423,7 +424,7 @@ def validate_update(fields) -> dict:
     if not isinstance(fields, dict):
         raise ValueError("expected a JSON object")
     unknown = set(fields) - {"state", "mode", "scope", "flavor", "custom",
-                             "reset_counts"}
+                             "reset_counts", "status_path"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     if "state" in fields and (not isinstance(fields["state"], str)
@@ -435,6 +436,10 @@ def validate_update(fields) -> dict:
         raise ValueError("scope must be 'status', 'all' or 'pages'")
     if "flavor" in fields and fields["flavor"] not in FLAVORS:
         raise ValueError("flavor must be 'bitbucket' or 'jira'")
+    if "status_path" in fields and (
+            not isinstance(fields["status_path"], str)
+            or not fields["status_path"].startswith("/")):
+        raise ValueError("status_path must be a path starting with /")
     if "reset_counts" in fields and not isinstance(fields["reset_counts"], bool):
         raise ValueError("reset_counts must be true or false")
     if "custom" in fields:
@@ -464,6 +469,9 @@ class Node:
         self.state = state
         self.mode = "normal"
         self.scope = "status"
+        # where the node answers its state: /status, or below a context
+        # path (Jira at /jira/status)
+        self.status_path = "/status"
         self.custom = dict(DEFAULT_CUSTOM)
         # While the port must refuse connections, self.sock holds a bound but
         # not listening socket: the kernel answers SYNs with RST, and nobody
@@ -495,6 +503,7 @@ class Node:
             "state": self.state,
             "mode": self.mode,
             "scope": self.scope,
+            "status_path": self.status_path,
             "custom": dict(self.custom),
             "listening": self.server is not None,
             "connections": len(self.conns),
@@ -529,6 +538,8 @@ class Node:
             self.flavor = fields["flavor"]
         if "scope" in fields:
             self.scope = fields["scope"]
+        if "status_path" in fields:
+            self.status_path = fields["status_path"]
         if "custom" in fields:
             self.custom = {**self.custom, **fields["custom"]}
         if "state" in fields:
@@ -725,7 +736,7 @@ class Node:
 
     async def _respond(self, conn: Conn, req: Request) -> bool:
         """Answer one request; True if the connection may be reused."""
-        is_status = req.path == "/status"
+        is_status = req.path == self.status_path
         entry = self._count(req.path, is_status)
         mode = self.mode
         applies = {"status": is_status, "all": True,

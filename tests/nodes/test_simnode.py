@@ -347,6 +347,17 @@ def test_scope_pages(sim, hostile):
         sim.set(hostile, mode="normal", scope="status")
 
 
+def test_status_path(sim, hostile):
+    port = sim.port(hostile)
+    sim.set(hostile, status_path="/jira/status")
+    try:
+        status, _, body = get(port, "/jira/status")
+        assert status == 200 and b'"state"' in body, body
+        assert b'"state"' not in get(port, "/status")[2]
+    finally:
+        sim.set(hostile, status_path="/status")
+
+
 def test_reset(sim, hostile):
     sim.set(hostile, mode="reset")
     with connect(sim.port(hostile)) as sock:
