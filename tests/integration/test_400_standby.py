@@ -208,6 +208,10 @@ def test_admin_hot_standby_is_kept(env):
 
 # --- 4. a node going away under load is out after one re-probe ------------
 
+# a request that chose a just before the re-probe set HcFl finds it
+# unusable when it asks for a connection: mod_proxy logs AH00940 and the
+# balancer sends it to b (seen 2 times in 14 runs under load)
+@pytest.mark.allow_log(r"AH00940: http: disabled connection")
 @pytest.mark.parametrize("mpm", MPMS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_stopping_node_under_load_out_after_reprobe(env, shape, mpm):

@@ -15,9 +15,10 @@ import time
 
 import pytest
 
-from httpd import MPMS, SHAPES, wait_until
-from bbs import (BB, FAILING_RUNNING, brief, config, diag, is_, ms, murl,
-                 params, port_first_checked, post_balancer, wait_members)
+from httpd import DIAG, MPMS, SHAPES, wait_until
+from bbs import (BB, FAILING_RUNNING, balancer, brief, config, diag, is_,
+                 ms, murl, params, port_first_checked, post_balancer,
+                 wait_members)
 
 
 # --- 1. a failed request wakes the checker at once ------------------------
@@ -401,3 +402,26 @@ def test_retried_request_takes_little_more_than_its_probe(env):
           f"difference {diff_ms} ms")
     assert len(pairs) == 6, retried
     assert statistics.median(diff_ms) < 20.0, diff_ms
+
+
+def test_retry_for_a_balancer_a_vhost_inherits(env):
+    """A balancer defined in the main server and used by a virtual host's
+    ProxyPass (its copy shares the members): retried there too."""
+    start_nodes, make = env
+    nodes = start_nodes(early("ab", "bitbucket", ("RUNNING", "RUNNING")))
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    h = make()
+    h.start(balancer(BB, [(a, params("10")), (b, params("10"))])
+            + "<VirtualHost 127.0.0.1:@PORT@>\n"
+              "    ServerName site.test\n"
+            + DIAG + f"    ProxyPass / {BB}/\n</VirtualHost>\n")
+    wait_members(h, {u: (lambda m: (m.get("checks") or 0) >= 1)
+                     for u in (a, b)}, 8, "first checks")
+    t_flip = time.time()
+    nodes.set("a", state="STOPPING")
+    got = [(s, hd.get("x-node")) for s, hd, _ in
+           (h.get(f"/app/i{i}") for i in range(4))]
+    at_a = since(nodes, "a", t_flip)
+    print(f"\nclient {got}; a after STOPPING: {at_a}")
+    assert got == [(200, "b")] * 4, got
+    assert len(at_a) == 1 and at_a[0][2] == 503, at_a
