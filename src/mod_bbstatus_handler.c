@@ -11,7 +11,6 @@
  * the page is mod_bbstatus_html.c's.
  */
 #include <string.h>
-#include <strings.h>
 
 #include "apr_lib.h"
 #include "apr_strings.h"
@@ -20,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "bbs_accept.h"
 #include "bbs_policy.h"
 #include "mod_bbstatus_view.h"
 #include "mod_bbstatus_html.h"
@@ -425,90 +425,12 @@ static int parse_args(request_rec *r, page_args *a)
     return OK;
 }
 
-/* The weight in thousandths that Accept gives type/sub: that of the most
- * specific range matching it (RFC 9110, 12.5.1), 0 when none does. A
- * range with a malformed weight counts as absent. */
-static int accept_weight(apr_pool_t *p, const char *accept,
-                         const char *type, const char *sub)
-{
-    char *list = apr_pstrdup(p, accept), *elt, *last;
-    int best = -1, weight = 0;
-
-    for (elt = apr_strtok(list, ",", &last); elt;
-         elt = apr_strtok(NULL, ",", &last)) {
-        char *params = strchr(elt, ';'), *slash, *param, *plast;
-        int q = 1000, ok = 1, spec;
-
-        if (params) {
-            *params++ = '\0';
-        }
-        apr_collapse_spaces(elt, elt);
-        slash = strchr(elt, '/');
-        if (!slash || slash == elt || !slash[1]) {
-            continue;
-        }
-        *slash++ = '\0';
-        if (!strcmp(elt, "*")) {
-            spec = strcmp(slash, "*") ? -1 : 0;
-        }
-        else if (strcasecmp(elt, type)) {
-            continue;
-        }
-        else {
-            spec = !strcmp(slash, "*") ? 1 : !strcasecmp(slash, sub) ? 2 : -2;
-        }
-        if (spec == -2) {
-            continue;
-        }
-        for (param = params ? apr_strtok(params, ";", &plast) : NULL;
-             param && ok; param = apr_strtok(NULL, ";", &plast)) {
-            const char *v;
-            int digits = 0;
-
-            while (apr_isspace(*param)) {
-                ++param;
-            }
-            if (strncasecmp(param, "q=", 2)) {
-                continue;
-            }
-            /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
-            v = param + 2;
-            ok = *v == '0' || *v == '1';
-            q = (*v++ - '0') * 1000;
-            if (ok && *v == '.') {
-                int scale = 100;
-                for (++v; apr_isdigit(*v) && digits < 3; ++v, ++digits) {
-                    q += (*v - '0') * scale;
-                    scale /= 10;
-                }
-            }
-            while (apr_isspace(*v)) {
-                ++v;
-            }
-            ok = ok && !*v && q <= 1000;
-        }
-        if (!ok || spec < 0) {
-            continue;
-        }
-        if (spec > best || (spec == best && q > weight)) {
-            best = spec;
-            weight = q;
-        }
-    }
-    return weight;
-}
-
 /* HTML unless the client prefers JSON; a client that accepts neither gets
  * the HTML (RFC 9110 allows ignoring Accept instead of a 406). */
 static const char *negotiate(request_rec *r)
 {
-    const char *accept = apr_table_get(r->headers_in, "Accept");
-
-    if (!accept) {
-        return "html";
-    }
-    return accept_weight(r->pool, accept, "application", "json")
-                   > accept_weight(r->pool, accept, "text", "html")
+    return bbs_accept_prefers_json(r->pool,
+                                   apr_table_get(r->headers_in, "Accept"))
                ? "json"
                : "html";
 }

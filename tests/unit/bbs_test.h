@@ -20,5 +20,6 @@ TCase *stateset_test_case(void);
 TCase *cases_test_case(void);
 TCase *policy_test_case(void);
 TCase *connect_test_case(void);
+TCase *accept_test_case(void);
 
 #endif
