@@ -64,16 +64,35 @@ typedef struct bbs_policy_in {
     apr_uint32_t gen;    /* the generation the caller runs in */
 } bbs_policy_in;
 
+/* Why a check's verdict did not (yet) change where the member is: it
+ * passed but the member stays out until hcpasses checks in a row pass, or
+ * it failed but the member stays in until hcfails checks in a row fail. */
+typedef enum {
+    BBS_HELD_NONE = 0,
+    BBS_HELD_PASSES,
+    BBS_HELD_FAILS
+} bbs_held_e;
+
 typedef struct bbs_policy_out {
     bbs_member_t next;
     unsigned set;        /* BBS_WF_* to set on the worker */
     unsigned clear;      /* BBS_WF_* to clear on the worker */
     int error_time;      /* stamp the worker's error_time */
-    int decision;        /* bbs_decision_e */
+    int decision;        /* bbs_decision_e: the one decision, recorded
+                            and shown as it is */
+    bbs_held_e held;
+    int held_count;      /* checks in a row so far ... */
+    int held_need;       /* ... of these (hcpasses or hcfails) */
 } bbs_policy_out;
 
 void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
                      bbs_policy_out *out);
+
+/* The reason that explains out's decision, into buf: the check's own
+ * reason (verdict_reason), after how many checks in a row are still
+ * needed when the rules hold the member where it was. */
+void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out *out,
+                       const char *verdict_reason);
 
 /* The decision a member's state shows. */
 int bbs_policy_decision(const bbs_member_t *m, int panic);

@@ -20,9 +20,18 @@
  */
 #include <string.h>
 
+#include <apr_strings.h>
+
 #include "bbs_keys.h"
 #include "bbs_policy.h"
 #include "bbs_decide.h"
+
+static void held(bbs_policy_out *out, bbs_held_e why, int so_far, int need)
+{
+    out->held = why;
+    out->held_count = so_far;
+    out->held_need = need;
+}
 
 static void count(bbs_member_t *n, const bbs_policy_in *in,
                   bbs_policy_out *out)
@@ -38,6 +47,9 @@ static void count(bbs_member_t *n, const bbs_policy_in *in,
                 n->pcount = 0;
                 n->down = 0;
                 out->clear |= in->wflags & BBS_WF_ERROR;
+            }
+            else {
+                held(out, BBS_HELD_PASSES, n->pcount, passes);
             }
         }
         else {
@@ -61,6 +73,9 @@ static void count(bbs_member_t *n, const bbs_policy_in *in,
             if (++n->fcount >= fails) {
                 n->fcount = 0;
                 n->down = 1;
+            }
+            else {
+                held(out, BBS_HELD_FAILS, n->fcount, fails);
             }
         }
     }
@@ -135,6 +150,25 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
     n.owned = owned;
     out->next = n;
     out->decision = bbs_policy_decision(&n, in->panic);
+}
+
+void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out *out,
+                       const char *verdict_reason)
+{
+    switch (out->held) {
+    case BBS_HELD_PASSES:
+        apr_snprintf(buf, len, "out until hcpasses=%d checks in a row "
+                     "pass, %d so far; last check: %s", out->held_need,
+                     out->held_count, verdict_reason);
+        break;
+    case BBS_HELD_FAILS:
+        apr_snprintf(buf, len, "in until hcfails=%d checks in a row "
+                     "fail, %d so far; last check: %s", out->held_need,
+                     out->held_count, verdict_reason);
+        break;
+    default:
+        apr_cpystrn(buf, verdict_reason, len);
+    }
 }
 
 int bbs_policy_decision(const bbs_member_t *m, int panic)

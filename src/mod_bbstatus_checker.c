@@ -115,6 +115,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     bbs_probe_result pr;
     bbs_result_t r;
     bbs_record_of of;
+    bbs_policy_out out;
     apr_time_t now;
 
     apr_pool_create(&p, m->pool);
@@ -122,9 +123,9 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
                   &m->bal->set, p, thread, &pr);
     bbs_decide(&m->bal->set.rules, &pr.answer, &r);
     now = apr_time_now();
-    bbs_flags_step(m->w, m->slot, &m->bal->set, 1, &r, now);
+    bbs_flags_step(m->w, m->slot, &m->bal->set, 1, &r, now, &out);
     record_of(m, &of);
-    bbs_record_check(&m->rec, &of, &pr, &r, now);
+    bbs_record_check(&m->rec, &of, &pr, &r, &out, now);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s, BBSLOGNO(0011)
                  "checked %s member %s: %s, %s (%" APR_TIME_T_FMT
                  " us, passes %d/%d, fails %d/%d)",
@@ -352,11 +353,12 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
          * tick, as mod_proxy rebuilt them from the configuration. */
         if (bbs_method_is(m->w) && !apr_atomic_read32(&m->busy)) {
             bbs_record_of of;
+            bbs_policy_out out;
 
             bbs_flags_step(m->w, m->slot, &m->bal->set, m->rec.checks > 0,
-                           NULL, now);
+                           NULL, now, &out);
             record_of(m, &of);
-            if (bbs_record_note(&m->rec, &of, now)) {
+            if (bbs_record_note(&m->rec, &of, out.decision, now)) {
                 bbs_shm_write(m->slot, &m->rec);
             }
         }
@@ -408,7 +410,9 @@ static void tick_balancer(server_rec *s, proxy_server_conf *conf,
                  && (bbs_shm_flags(slot) & (BBS_SLOT_STANDBY | BBS_SLOT_HCFL))
                  && !busy_member(t->ck, w)) {
             /* switched to another hcmethod: give back what was set here */
-            bbs_flags_step(w, slot, NULL, 0, NULL, t->now);
+            bbs_policy_out out;
+
+            bbs_flags_step(w, slot, NULL, 0, NULL, t->now, &out);
         }
     }
 }

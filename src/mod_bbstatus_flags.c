@@ -56,17 +56,6 @@ int bbs_flags_outdated(void)
     return apr_atomic_read32(&outdated) != 0;
 }
 
-int bbs_decision_from(apr_uint32_t flags, int checked)
-{
-    bbs_member_t st;
-
-    memset(&st, 0, sizeof(st));
-    st.checked = checked;
-    st.down = (flags & BBS_SLOT_DOWN) != 0;
-    st.standby = (flags & BBS_SLOT_STANDBY_STATE) != 0;
-    return bbs_policy_decision(&st, (flags & BBS_SLOT_PANIC) != 0);
-}
-
 static unsigned worker_flags(const proxy_worker *w)
 {
     return (PROXY_WORKER_IS_STANDBY(w) ? BBS_WF_STBY : 0)
@@ -120,11 +109,12 @@ static apr_uint32_t state_bits(const bbs_member_t *st)
 
 void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
                     const bbs_settings *set, int checked,
-                    const bbs_result_t *r, apr_time_t now)
+                    const bbs_result_t *r, apr_time_t now,
+                    bbs_policy_out *out)
 {
     bbs_member_t prev;
     bbs_policy_in in;
-    bbs_policy_out out;
+    int admin_claim;
 
     load_state(w, slot, checked, &prev);
     memset(&in, 0, sizeof(in));
@@ -136,27 +126,33 @@ void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
     in.panic = bbs_shm_flag(slot, BBS_SLOT_PANIC, BBS_FLAG_GET);
     in.ours = set && bbs_method_is(w);
     in.wflags = worker_flags(w);
-    in.admin = (bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR)
+    /* only read here: a checker of an older generation must not consume
+     * an administrator's claim it then does not apply */
+    admin_claim = bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_GET);
+    in.admin = (admin_claim
                 || (config_standby
                     && apr_hash_get(config_standby, &w, sizeof(w))))
                    ? BBS_WF_STBY
                    : 0;
     in.gen = generation;
-    bbs_policy_step(&prev, &in, &out);
-    if (out.next.gen != generation) {
+    bbs_policy_step(&prev, &in, out);
+    if (out->next.gen != generation) {
         apr_atomic_set32(&outdated, 1);
         return; /* a newer generation holds the member */
     }
-    set_worker_flags(w, out.set, 1);
-    set_worker_flags(w, out.clear, 0);
+    if (admin_claim) {
+        bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR);
+    }
+    set_worker_flags(w, out->set, 1);
+    set_worker_flags(w, out->clear, 0);
     if (in.ours) {
-        w->s->pcount = out.next.pcount;
-        w->s->fcount = out.next.fcount;
-        if (out.error_time) {
+        w->s->pcount = out->next.pcount;
+        w->s->fcount = out->next.fcount;
+        if (out->error_time) {
             w->s->error_time = now;
         }
     }
-    bbs_shm_set_flags(slot, SLOT_STATE, state_bits(&out.next));
+    bbs_shm_set_flags(slot, SLOT_STATE, state_bits(&out->next));
     bbs_shm_set_gen(slot, generation);
 }
 
@@ -164,13 +160,15 @@ static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
     bbs_slot_t *slot;
     bbs_record_t rec;
+    bbs_policy_out out;
 
     if (!bbs_method_is(w)
         || !(slot = bbs_shm_member(b, w, 0))
         || !bbs_shm_read(slot, &rec)) {
         return;
     }
-    bbs_flags_step(w, slot, baton, rec.checks > 0, NULL, apr_time_now());
+    bbs_flags_step(w, slot, baton, rec.checks > 0, NULL, apr_time_now(),
+                   &out);
 }
 
 /* A restart rebuilt every member's flags from the configuration. They get

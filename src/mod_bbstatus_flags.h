@@ -5,6 +5,7 @@
 #ifndef MOD_BBSTATUS_FLAGS_H
 #define MOD_BBSTATUS_FLAGS_H
 
+#include "bbs_policy.h"
 #include "mod_bbstatus_private.h"
 #include "mod_bbstatus_config.h"
 #include "mod_bbstatus_shm.h"
@@ -20,14 +21,14 @@ void bbs_flags_post_config(server_rec *s);
 /* Runs the member rules (bbs_policy.c) after a check r, or with r NULL to
  * re-apply what the member's state says, and applies their answer to the
  * worker and the slot. set may be NULL for a member that is no longer
- * BBSTATUS. */
+ * BBSTATUS. out gets the rules' answer, its decision the one the record
+ * keeps and every output shows. */
 void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
                     const bbs_settings *set, int checked,
-                    const bbs_result_t *r, apr_time_t now);
+                    const bbs_result_t *r, apr_time_t now,
+                    bbs_policy_out *out);
 /* Whether this process met a member that a newer generation holds: it
  * must stop checking, so the lease goes to a new child. */
 int bbs_flags_outdated(void);
-/* The decision the diagnostics show, from a slot's flags. */
-int bbs_decision_from(apr_uint32_t flags, int checked);
 
 #endif /* MOD_BBSTATUS_FLAGS_H */

@@ -9,17 +9,15 @@
 #include "apr_strings.h"
 
 #include "bbs_policy.h"
-#include "mod_bbstatus_flags.h"
 #include "mod_bbstatus_record.h"
 
-int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of,
+int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of, int decision,
                     apr_time_t now)
 {
     char code[16];
     int before = rec->decision, after;
 
-    after = rec->decision = bbs_decision_from(bbs_shm_flags(of->slot),
-                                              rec->checks > 0);
+    after = rec->decision = decision;
     if (after != before) {
         bbs_change_t *c = &rec->history[rec->history_len % BBS_HISTORY];
 
@@ -47,7 +45,7 @@ int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of,
 
 void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
                       const bbs_probe_result *pr, const bbs_result_t *r,
-                      apr_time_t now)
+                      const bbs_policy_out *out, apr_time_t now)
 {
 
     if (rec->checked_at) {
@@ -62,12 +60,12 @@ void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
     rec->verdict = r->verdict;
     rec->has_state = r->has_state;
     apr_cpystrn(rec->state, r->has_state ? r->state : "", sizeof(rec->state));
-    apr_cpystrn(rec->reason, r->reason, sizeof(rec->reason));
+    bbs_policy_reason(rec->reason, sizeof(rec->reason), out, r->reason);
     rec->transport = pr->answer.transport;
     rec->http_status = pr->answer.transport == BBS_TX_OK
                            ? pr->answer.http_status
                            : 0;
     apr_cpystrn(rec->probe_url, of->probe_url, sizeof(rec->probe_url));
-    bbs_record_note(rec, of, now);
+    bbs_record_note(rec, of, out->decision, now);
     bbs_shm_write(of->slot, rec);
 }

@@ -6,6 +6,7 @@
 #ifndef MOD_BBSTATUS_RECORD_H
 #define MOD_BBSTATUS_RECORD_H
 
+#include "bbs_policy.h"
 #include "mod_bbstatus_private.h"
 #include "mod_bbstatus_shm.h"
 #include "mod_bbstatus_probe.h"
@@ -19,13 +20,15 @@ typedef struct {
     const char *probe_url;
 } bbs_record_of;
 
-/* Adds check r to rec, notes a change of decision and writes rec. */
+/* Adds check r to rec with the decision the member rules made of it
+ * (out) and the reason that explains it, notes a change of decision and
+ * writes rec. */
 void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
                       const bbs_probe_result *pr, const bbs_result_t *r,
-                      apr_time_t now);
-/* Records and logs a change of decision, 1 if there was one; the caller
- * writes the record. */
-int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of,
+                      const bbs_policy_out *out, apr_time_t now);
+/* Records and logs a change to decision (bbs_decision_e), 1 if there was
+ * one; the caller writes the record. */
+int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of, int decision,
                     apr_time_t now);
 
 #endif /* MOD_BBSTATUS_RECORD_H */

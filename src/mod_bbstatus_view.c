@@ -15,7 +15,6 @@
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
 #include "mod_bbstatus_probe.h"
-#include "mod_bbstatus_flags.h"
 #include "mod_bbstatus_sticky.h"
 #include "mod_bbstatus_view.h"
 
@@ -106,7 +105,6 @@ static void collect_server(request_rec *r, server_rec *s,
                 row->probe_url = bbs_probe_url(r->pool, w);
                 if (slot && bbs_shm_read(slot, &row->rec)) {
                     row->has_record = 1;
-                    row->slot_flags = bbs_shm_flags(slot);
                 }
             }
         }
@@ -171,7 +169,7 @@ const char *bbs_view_decision(const bbs_row *row)
     if (!bbs_view_checked(row)) {
         return BBS_DECISION_PENDING;
     }
-    return bbs_decision_name(bbs_decision_from(row->slot_flags, 1));
+    return bbs_decision_name(row->rec.decision);
 }
 
 int bbs_view_checked(const bbs_row *row)

@@ -21,7 +21,6 @@ typedef struct {
     int in_rotation_sticky; /* ... for a request whose route names it;
                              * -1: no request can name it */
     int has_record;
-    apr_uint32_t slot_flags; /* BBS_SLOT_*: the decision as of now */
     const char *flags; /* balancer-manager's words */
     const char *probe_url;
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */

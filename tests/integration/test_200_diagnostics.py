@@ -8,16 +8,19 @@ the nodes were told to answer.
 """
 
 import datetime
+import html
 import json
 import math
 import re
 import time
+import urllib.parse
 
 import pytest
 
 from httpd import MPMS, wait_until
-from bbs import (BB, deadline_for, find_member, get_json, member_url, params,
-                 port_first_checked, raw_http, site, wait_member)
+from bbs import (BB, brief, config, deadline_for, find_member, get_json,
+                 member_url, murl, params, port_first_checked, raw_http, site,
+                 wait_member)
 
 LATER = "balancer://later"
 
@@ -687,3 +690,88 @@ def test_handler_starts_no_probe(env):
     doc = get_json(h)
     assert find_member(doc, BB, a)["checks"] == 1, find_member(doc, BB, a)
     assert nodes.node("a")["counts"]["status"] == count
+
+
+# --- one view: every output says the same -------------------------------
+
+def _five_outputs(h, url):
+    """(decision, reason) of member url as JSON, the page, Prometheus,
+    server-status and server-status?auto each give them."""
+    out = {}
+    m = find_member(get_json(h), BB, url)
+    out["json"] = (m["decision"], m["reason"])
+    _, _, page = h.get("/bbstatus")
+    page = page.decode()
+    row = re.search(r'<tr class="m" data-member="' + re.escape(url)
+                    + r'">.*?<span class="d \w+">(\w+)</span>.*?'
+                    r'<tr class="r"><td colspan="11">([^<]*)', page, re.S)
+    # the history follows the reason in its cell, after a " · "
+    out["page"] = (row.group(1),
+                   re.sub(r"\s*\u00b7\s*$", "", html.unescape(row.group(2))))
+    _, _, prom = h.get("/bbstatus?format=prometheus")
+    samples, _, _ = parse_prometheus(prom.decode())
+    decisions = [dict(lb)["decision"] for n, lb, v in samples
+                 if n == "bbstatus_member_decision"
+                 and dict(lb)["member"] == url and v == 1]
+    out["prometheus"] = (decisions[0], None)
+    _, _, status = h.get("/server-status")
+    cells = re.search(r"<tr><td>[^<]*</td><td>[^<]*</td><td>"
+                      + re.escape(url) + r"</td><td>(\w+)</td>"
+                      r"(?:<td>[^<]*</td>){5}<td>([^<]*)</td></tr>",
+                      status.decode())
+    out["server-status"] = (cells.group(1), html.unescape(cells.group(2)))
+    _, _, auto = h.get("/server-status?auto")
+    line = [x for x in auto.decode().splitlines()
+            if x.startswith(f"BBStatusMember: {BB} {url} ")][0]
+    m = AUTO_MEMBER_RE.match(line)
+    out["auto"] = (m.group(3), urllib.parse.unquote(m.group(11)))
+    return out
+
+
+def _same_everywhere(out):
+    decisions = {d for d, _ in out.values()}
+    reasons = {r for _, r in out.values() if r is not None}
+    assert len(decisions) == 1 and len(reasons) == 1, out
+    return decisions.pop(), reasons.pop()
+
+
+def test_unchecked_member_reads_the_same_in_every_output(env):
+    start_nodes, make = env
+    # the first check comes late in a 20 s hcinterval
+    port = port_first_checked(15000, 19000, 20000)
+    nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
+    a = murl(nodes, "a")
+    h = make()
+    h.start(config([(a, params("20"))]))
+    decision, reason = _same_everywhere(_five_outputs(h, a))
+    assert decision == "pending", (decision, reason)
+
+
+def test_member_held_out_by_hcpasses_names_the_passes_needed(env):
+    """hcpasses=3: a node back from STOPPING that says STARTING passes a
+    check and stays out; its reason says how many passes are still
+    needed, not only what the check said, and every output agrees."""
+    start_nodes, make = env
+    nodes = start_nodes([("a", "bitbucket", "STOPPING"),
+                         ("b", "bitbucket", "RUNNING")])
+    a, b = murl(nodes, "a"), murl(nodes, "b")
+    h = make()
+    h.start(config([(a, params("3", passes=3)), (b, params("3", passes=3))]))
+    wait_member(h, a, lambda m: m.get("decision") == "block", 8, "a out")
+    nodes.set("a", state="STARTING")
+    m = wait_member(h, a, lambda m: m.get("state") == "STARTING", 8,
+                    "a checked as STARTING")
+    assert m["decision"] == "block", brief(m)
+    want = ("out until hcpasses=3 checks in a row pass, 1 so far; last "
+            "check: state STARTING (HTTP 503) is in BBStatusStandby")
+    assert m["reason"].startswith(want), m["reason"]
+    # the five reads take milliseconds, the next check is seconds away;
+    # should one fall between them, read again
+    for _ in range(3):
+        before = find_member(get_json(h), BB, a)["checks"]
+        out = _five_outputs(h, a)
+        if find_member(get_json(h), BB, a)["checks"] == before:
+            break
+    decision, reason = _same_everywhere(out)
+    assert decision == "block" and reason.startswith(
+        "out until hcpasses=3 checks in a row pass, "), out

@@ -414,6 +414,98 @@ START_TEST(panic_judgement)
 }
 END_TEST
 
+/* What the rules did with a check when they held the member where it
+ * was, and the reason shown for the decision, which must explain it. */
+START_TEST(a_held_member_has_a_reason_that_explains_its_decision)
+{
+    static const struct {
+        const char *name;
+        int down, pcount, fcount, verdict, passes, fails;
+        bbs_held_e held;
+        int count, need, decision;
+        const char *reason;
+    } cases[] = {
+        {"a pass of an out member, 1 of 2", 1, 0, 0, R, 2, 1,
+         BBS_HELD_PASSES, 1, 2, BBS_DEC_BLOCK,
+         "out until hcpasses=2 checks in a row pass, 1 so far; "
+         "last check: the check's reason"},
+        {"a pass of an out member, 2 of 3", 1, 1, 0, R, 3, 1,
+         BBS_HELD_PASSES, 2, 3, BBS_DEC_BLOCK,
+         "out until hcpasses=3 checks in a row pass, 2 so far; "
+         "last check: the check's reason"},
+        {"the last pass needed brings it in", 1, 1, 0, R, 2, 1,
+         BBS_HELD_NONE, 0, 0, BBS_DEC_ROUTE, "the check's reason"},
+        {"a failed check of an in member, 1 of 3", 0, 0, 0, F, 1, 3,
+         BBS_HELD_FAILS, 1, 3, BBS_DEC_ROUTE,
+         "in until hcfails=3 checks in a row fail, 1 so far; "
+         "last check: the check's reason"},
+        {"the last fail needed takes it out", 0, 0, 2, F, 1, 3,
+         BBS_HELD_NONE, 0, 0, BBS_DEC_BLOCK, "the check's reason"},
+        {"a pass of an in member holds nothing", 0, 0, 0, R, 2, 2,
+         BBS_HELD_NONE, 0, 0, BBS_DEC_ROUTE, "the check's reason"},
+        {"a failed check of an out member holds nothing", 1, 0, 0, F, 2, 2,
+         BBS_HELD_NONE, 0, 0, BBS_DEC_BLOCK, "the check's reason"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        bbs_member_t prev;
+        bbs_policy_in in;
+        bbs_policy_out out;
+        char reason[BBS_REASON_LEN];
+
+        memset(&prev, 0, sizeof(prev));
+        prev.checked = 1;
+        prev.down = cases[i].down;
+        prev.pcount = cases[i].pcount;
+        prev.fcount = cases[i].fcount;
+        prev.gen = G;
+        memset(&in, 0, sizeof(in));
+        in.verdict = cases[i].verdict;
+        in.passes = cases[i].passes;
+        in.fails = cases[i].fails;
+        in.ours = 1;
+        in.wflags = cases[i].down ? H : 0;
+        in.gen = G;
+        bbs_policy_step(&prev, &in, &out);
+        ck_assert_msg(out.held == cases[i].held, "%s: held %d",
+                      cases[i].name, (int)out.held);
+        ck_assert_msg(out.decision == cases[i].decision, "%s: decision %s",
+                      cases[i].name, bbs_decision_name(out.decision));
+        if (cases[i].held != BBS_HELD_NONE) {
+            ck_assert_msg(out.held_count == cases[i].count
+                              && out.held_need == cases[i].need,
+                          "%s: %d of %d", cases[i].name, out.held_count,
+                          out.held_need);
+        }
+        bbs_policy_reason(reason, sizeof(reason), &out,
+                          "the check's reason");
+        ck_assert_msg(!strcmp(reason, cases[i].reason), "%s: '%s'",
+                      cases[i].name, reason);
+    }
+}
+END_TEST
+
+/* A long reason of the check is cut, never what the rules add before it. */
+START_TEST(a_long_check_reason_keeps_the_rules_part)
+{
+    bbs_policy_out out;
+    char reason[BBS_REASON_LEN], longer[BBS_REASON_LEN * 2];
+
+    memset(&out, 0, sizeof(out));
+    out.held = BBS_HELD_PASSES;
+    out.held_count = 1;
+    out.held_need = 2;
+    memset(longer, 'x', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    bbs_policy_reason(reason, sizeof(reason), &out, longer);
+    ck_assert_uint_eq(strlen(reason), sizeof(reason) - 1);
+    ck_assert_msg(!strncmp(reason, "out until hcpasses=2 checks in a row "
+                                   "pass, 1 so far; last check: xxx", 55),
+                  "%s", reason);
+}
+END_TEST
+
 TCase *policy_test_case(void)
 {
     TCase *tc = tcase_create("policy");
@@ -424,5 +516,7 @@ TCase *policy_test_case(void)
     tcase_add_test(tc, an_administrators_off_lasts_while_the_standby_state_does);
     tcase_add_test(tc, decision_names);
     tcase_add_test(tc, panic_judgement);
+    tcase_add_test(tc, a_held_member_has_a_reason_that_explains_its_decision);
+    tcase_add_test(tc, a_long_check_reason_keeps_the_rules_part);
     return tc;
 }
