@@ -22,9 +22,9 @@
  */
 #include <string.h>
 
-#include "apr_lib.h"
 #include "apr_strings.h"
 
+#include "bbs_route.h"
 #include "mod_bbstatus_shm.h"
 #include "mod_bbstatus_sticky.h"
 
@@ -77,12 +77,10 @@ int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w)
     return 1;
 }
 
-/* The route mod_proxy_balancer finds in a request, found the same way:
- * the parameter in the URL first, then in the query, then the cookie,
- * then what follows the separator. The URL carries the query up to httpd
- * 2.4.61; 2.4.62 and 2.4.63 keep it out and their balancer does not look
- * at it (PR 69443); from 2.4.64 on the balancer looks at the query
- * separately. */
+/* Where the balancer looks for the route: the URL carries the query up
+ * to httpd 2.4.61; 2.4.62 and 2.4.63 keep it out and their balancer does
+ * not look at it (PR 69443); from 2.4.64 on the balancer looks at the
+ * query separately. */
 #if AP_MODULE_MAGIC_AT_LEAST(20120211, 134) \
     && !AP_MODULE_MAGIC_AT_LEAST(20120211, 140)
 #define BBS_ROUTE_IN_QUERY 0
@@ -90,82 +88,19 @@ int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w)
 #define BBS_ROUTE_IN_QUERY 1
 #endif
 
-static const char *param_in_url(apr_pool_t *p, const char *url,
-                                const char *name, int scolon)
-{
-    const char *delims = scolon ? ";?&" : "?&";
-    apr_size_t n = strlen(name);
-    const char *at;
-
-    if (!n) {
-        return NULL;
-    }
-    for (at = strstr(url, name); at; at = strstr(at + 1, name)) {
-        const char *v = at + n;
-        if (v[0] != '=' || !v[1]) {
-            continue;
-        }
-        /* leading delimiters are skipped, as strtok does */
-        v += 1 + strspn(v + 1, delims);
-        return *v ? apr_pstrmemdup(p, v, strcspn(v, delims)) : NULL;
-    }
-    return NULL;
-}
-
-static const char *param_in_cookie(request_rec *r, const char *name)
-{
-    const char *h = apr_table_get(r->headers_in, "Cookie");
-    apr_size_t n = strlen(name);
-    const char *at;
-
-    if (!h || !n) {
-        return NULL;
-    }
-    for (at = ap_strstr_c(h, name); at; at = ap_strstr_c(at + 1, name)) {
-        if (at > h && at[-1] != ';' && at[-1] != ','
-            && !apr_isspace(at[-1])) {
-            continue;
-        }
-        /* the search goes on after what was looked at, not after the
-         * name alone: "a a=1" has no cookie a */
-        at += n;
-        while (apr_isspace(*at)) {
-            ++at;
-        }
-        if (!*at) {
-            return NULL;
-        }
-        if (*at++ != '=') {
-            continue;
-        }
-        if (!*at) {
-            return NULL;
-        }
-        return apr_pstrmemdup(r->pool, at, strcspn(at, ";,"));
-    }
-    return NULL;
-}
-
 static const char *session_route(request_rec *r, const proxy_balancer *b,
                                  const char *url, const char **sticky)
 {
-    const char *v = param_in_url(r->pool, url, b->s->sticky_path,
-                                 b->s->scolonsep);
+    bbs_route_in_t in;
 
-    if (BBS_ROUTE_IN_QUERY && !v && r->args) {
-        v = param_in_url(r->pool, r->args, b->s->sticky_path,
-                         b->s->scolonsep);
-    }
-    *sticky = b->s->sticky_path;
-    if (!v) {
-        v = param_in_cookie(r, b->s->sticky);
-        *sticky = b->s->sticky;
-    }
-    if (v && b->s->sticky_separator) {
-        v = strchr(v, b->s->sticky_separator);
-        v = v ? v + 1 : NULL;
-    }
-    return v && *v ? v : NULL;
+    in.url = url;
+    in.query = BBS_ROUTE_IN_QUERY ? r->args : NULL;
+    in.cookie = apr_table_get(r->headers_in, "Cookie");
+    in.sticky = b->s->sticky;
+    in.sticky_path = b->s->sticky_path;
+    in.scolonsep = b->s->scolonsep;
+    in.separator = b->s->sticky_separator;
+    return bbs_route_find(r->pool, &in, sticky);
 }
 
 /* The member the balancer's route lookup would take, if it is one the

@@ -21,5 +21,6 @@ TCase *cases_test_case(void);
 TCase *policy_test_case(void);
 TCase *connect_test_case(void);
 TCase *accept_test_case(void);
+TCase *route_test_case(void);
 
 #endif

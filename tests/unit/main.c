@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, policy_test_case());
     suite_add_tcase(s, connect_test_case());
     suite_add_tcase(s, accept_test_case());
+    suite_add_tcase(s, route_test_case());
 
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
