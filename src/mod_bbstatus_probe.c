@@ -16,7 +16,6 @@
  */
 #include <string.h>
 
-#include "apr_lib.h"
 #include "apr_strings.h"
 #include "apr_uri.h"
 #include "http_core.h"
@@ -25,6 +24,8 @@
 #include "util_filter.h"
 
 #include "bbs_connect.h"
+#include "bbs_head.h"
+#include "bbs_url.h"
 #include "mod_bbstatus_probe.h"
 
 #define PROXY_FUNCTION "BBSTATUS"
@@ -34,40 +35,22 @@
 const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w)
 {
     apr_uri_t uri;
-    const char *base = "", *tail = *w->s->hcuri ? w->s->hcuri : "status";
-    apr_size_t n;
+    const char *base = NULL;
 
-    if (apr_uri_parse(p, bbs_wname(w), &uri) == APR_SUCCESS && uri.path) {
+    if (apr_uri_parse(p, bbs_wname(w), &uri) == APR_SUCCESS) {
         base = uri.path;
     }
-    n = strlen(base);
-    while (n > 0 && base[n - 1] == '/') {
-        --n;
-    }
-    while (*tail == '/') {
-        ++tail;
-    }
-    return apr_psprintf(p, "%.*s/%s", (int)n, base, tail);
-}
-
-static const char *host_port(apr_pool_t *p, const proxy_worker *w)
-{
-    const char *h = w->s->hostname_ex;
-
-    return apr_psprintf(p, strchr(h, ':') ? "[%s]:%d" : "%s:%d", h,
-                        (int)w->s->port);
+    return bbs_url_probe_path(p, base, w->s->hcuri);
 }
 
 const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w)
 {
     apr_port_t port = w->s->port ? w->s->port
                                  : ap_proxy_port_of_scheme(w->s->scheme);
-    const char *h = w->s->hostname_ex;
-
-    const char *url = apr_psprintf(p, strchr(h, ':') ? "%s://[%s]:%d%s"
-                                                     : "%s://%s:%d%s",
-                                   w->s->scheme, h, (int)port,
-                                   bbs_probe_path(p, w));
+    const char *url = apr_pstrcat(p, w->s->scheme, "://",
+                                  bbs_url_authority(p, w->s->hostname_ex,
+                                                    port),
+                                  bbs_probe_path(p, w), NULL);
 
     /* said the way BalancerMember takes it */
     return *w->s->uds_path ? apr_pstrcat(p, "unix:", w->s->uds_path, "|",
@@ -244,7 +227,9 @@ static int send_request(probe_t *pr, const char *path, const proxy_worker *hc)
                                    "Accept-Encoding: identity\r\n"
                                    "Connection: close\r\n"
                                    "\r\n",
-                                   path, host_port(r->pool, hc));
+                                   path, bbs_url_authority(r->pool,
+                                                           hc->s->hostname_ex,
+                                                           hc->s->port));
     apr_status_t rv;
 
     if (!arm(pr)) {
@@ -292,9 +277,9 @@ static int read_line(probe_t *pr, char *buf, apr_size_t *len,
  * HTTP/0.9 body, garbage), whatever the line reader would make of it. */
 static int first_bytes(probe_t *pr)
 {
-    static const char want[] = "HTTP/1.";
-    char got[sizeof(want)];
-    apr_size_t n = sizeof(want) - 1;
+    char got[sizeof(BBS_HEAD_PREFIX)];
+    apr_size_t n = sizeof(BBS_HEAD_PREFIX) - 1;
+    const char *not_http1;
     apr_status_t rv;
 
     if (!arm(pr)) {
@@ -315,15 +300,8 @@ static int first_bytes(probe_t *pr)
         io_failure(pr, rv, 0, "waiting for the status line");
         return 0;
     }
-    if (memcmp(got, want, n)) {
-        char shown[sizeof(want)];
-        apr_size_t i;
-        for (i = 0; i < n; ++i) {
-            shown[i] = apr_isprint(got[i]) ? got[i] : '?';
-        }
-        shown[n] = '\0';
-        transport(pr, BBS_TX_PROTOCOL, apr_psprintf(pr->pool,
-                  "it begins '%s'", shown));
+    if ((not_http1 = bbs_head_not_http1(pr->pool, got, n))) {
+        transport(pr, BBS_TX_PROTOCOL, not_http1);
         return 0;
     }
     return 1;
@@ -334,7 +312,7 @@ static int read_head(probe_t *pr)
     request_rec *r = pr->r;
     char *buf = apr_palloc(r->pool, MAX_LINE);
     apr_size_t len = 0;
-    int lines;
+    int lines, status;
 
     if (!first_bytes(pr)
         || !read_line(pr, buf, &len, "waiting for the status line")) {
@@ -344,16 +322,14 @@ static int read_head(probe_t *pr)
         transport(pr, BBS_TX_EMPTY, NULL);
         return 0;
     }
-    if (len < 12 || strncmp(buf, "HTTP/1.", 7) || buf[8] != ' '
-        || !apr_isdigit(buf[9]) || !apr_isdigit(buf[10])
-        || !apr_isdigit(buf[11]) || (len > 12 && buf[12] != ' ')) {
+    if ((status = bbs_head_status(buf, len)) < 0) {
         transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
                   "status line '%.40s'", buf));
         return 0;
     }
-    r->status = atoi(buf + 9);
+    r->status = status;
     for (lines = 0; lines < MAX_LINES; ++lines) {
-        char *colon, *value, *end;
+        char *value;
 
         if (!read_line(pr, buf, &len, "while reading the headers")) {
             return 0;
@@ -361,18 +337,11 @@ static int read_head(probe_t *pr)
         if (len == 0) {
             return 1;
         }
-        if (!(colon = strchr(buf, ':')) || colon == buf) {
+        if (!bbs_head_field(buf, &value)) {
             transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
                       "header line '%.40s'", buf));
             return 0;
         }
-        *colon = '\0';
-        for (value = colon + 1; apr_isspace(*value); ++value) {
-        }
-        for (end = value + strlen(value); end > value
-             && apr_isspace(end[-1]); --end) {
-        }
-        *end = '\0';
         apr_table_add(r->headers_out, buf, value);
     }
     transport(pr, BBS_TX_PROTOCOL, apr_psprintf(r->pool,
@@ -612,9 +581,7 @@ void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
         a->content_encoding = apr_table_get(pr.r->headers_out,
                                             "Content-Encoding");
         a->location = apr_table_get(pr.r->headers_out, "Location");
-        if (pr.r->status >= 200 && pr.r->status != 204
-            && pr.r->status != 304 && (pr.r->status < 300
-                                       || pr.r->status >= 400)) {
+        if (bbs_head_body_wanted(pr.r->status)) {
             read_body(&pr, set->rules.max_body);
         }
     }

@@ -22,5 +22,7 @@ TCase *policy_test_case(void);
 TCase *connect_test_case(void);
 TCase *accept_test_case(void);
 TCase *route_test_case(void);
+TCase *head_test_case(void);
+TCase *url_test_case(void);
 
 #endif
