@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Simulated Atlassian Bitbucket / Jira nodes for tests and benchmarks.
+"""Simulated Atlassian Data Center nodes (Bitbucket, Jira, Confluence,
+Bamboo, Crowd) for tests and benchmarks.
 
-Every simulated node is a small HTTP/1.1 server that answers ``GET /status``
-the way a real node's Tomcat does, and answers every other path like proxied
+Every simulated node is a small HTTP/1.1 server that answers its status
+path (``GET /status``; Bamboo ``GET /rest/api/latest/status``) the way a
+real node's Tomcat does, and answers every other path like proxied
 user traffic.  Nodes can be switched at run time into misbehaving modes (hangs,
 resets, garbage, ...) through a JSON control API, so that a real httpd can be
 tested and benchmarked against them.  Everything runs on one asyncio event loop
@@ -35,7 +37,12 @@ Control API (HTTP/1.1, JSON):
                                   (scope: the mode applies to "status", to
                                   "all" paths, or to the "pages", all but
                                   the status path; status_path: where the
-                                  state is answered, default /status)
+                                  state is answered, default the
+                                  flavour's: /status, Bamboo's
+                                  /rest/api/latest/status; synchrony:
+                                  false takes a Confluence node's
+                                  Synchrony down: /synchrony/heartbeat
+                                  and every /synchrony/ path answer 503)
     GET  /nodes/NAME/requests     [[t, path, status], ...] of the last 10,000
                                   requests to paths other than /status
     POST /script/NAME             {"steps": [[STATE, seconds], ...]} runs in the
@@ -74,20 +81,44 @@ import urllib.parse
 # Reference behaviour of a node
 # ---------------------------------------------------------------------------
 
-FLAVORS = ("bitbucket", "jira")
+FLAVORS = ("bitbucket", "jira", "confluence", "bamboo", "crowd")
 
 # HTTP code of GET /status per state; any other state string answers 200.
+# Sources: docs/atlassian-products.md. Bitbucket, Jira and Bamboo document
+# their codes; Confluence and Crowd document RUNNING with 200 only, so
+# their other codes are Bitbucket's (the module never decides by them).
+_LIFECYCLE_CODES = {"STARTING": 503, "FIRST_RUN": 200, "RUNNING": 200,
+                    "STOPPING": 503, "ERROR": 500}
 STATUS_CODES = {
     "bitbucket": {"STARTING": 503, "FIRST_RUN": 200, "RUNNING": 200,
                   "MAINTENANCE": 200, "STOPPING": 503, "ERROR": 500},
+    # MAINTENANCE: start-up delayed by a reindex
     "jira": {"STARTING": 200, "STOPPING": 200, "FIRST_RUN": 200,
              "RUNNING": 200, "MAINTENANCE": 503, "ERROR": 500},
+    # no MAINTENANCE state
+    "confluence": dict(_LIFECYCLE_CODES),
+    "crowd": dict(_LIFECYCLE_CODES),
+    # a paused Bamboo builds nothing but serves its UI
+    "bamboo": {"RUNNING": 200, "PAUSED": 200},
 }
 
-# HTTP code of user traffic (every path but /status), the same for both
-# flavors; any other state string answers 200.
+# Where each flavor answers its state (below a context path, set
+# status_path: Jira at /jira/status).
+STATUS_PATHS = {"bamboo": "/rest/api/latest/status"}
+DEFAULT_STATUS_PATH = "/status"
+
+# Confluence's collaborative editor, Synchrony, has a health URL of its
+# own that answers plain text, not a /status answer.
+SYNCHRONY_PREFIX = "/synchrony/"
+SYNCHRONY_HEARTBEAT = "/synchrony/heartbeat"
+SYNCHRONY_OK = b"OK"
+SYNCHRONY_DOWN = b"Synchrony is not running\n"
+
+# HTTP code of user traffic (every path but /status), the same for every
+# flavor; any other state string answers 200.
 OTHER_CODES = {"RUNNING": 200, "FIRST_RUN": 200, "STARTING": 503,
-               "STOPPING": 503, "ERROR": 500, "MAINTENANCE": 503}
+               "STOPPING": 503, "ERROR": 500, "MAINTENANCE": 503,
+               "PAUSED": 200}
 
 # During MAINTENANCE this path keeps answering: the backup client polls it.
 MAINTENANCE_PATH = "/mvc/maintenance"
@@ -181,7 +212,7 @@ def http_date() -> str:
 
 
 def status_body(state: str) -> bytes:
-    """The compact JSON body Bitbucket and Jira send on /status."""
+    """The compact JSON body every flavor sends on its status path."""
     text = json.dumps({"state": state}, separators=(",", ":"),
                       ensure_ascii=False)
     return text.encode("utf-8", "replace")
@@ -424,7 +455,7 @@ def validate_update(fields) -> dict:
     if not isinstance(fields, dict):
         raise ValueError("expected a JSON object")
     unknown = set(fields) - {"state", "mode", "scope", "flavor", "custom",
-                             "reset_counts", "status_path"}
+                             "reset_counts", "status_path", "synchrony"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     if "state" in fields and (not isinstance(fields["state"], str)
@@ -435,11 +466,13 @@ def validate_update(fields) -> dict:
     if "scope" in fields and fields["scope"] not in SCOPES:
         raise ValueError("scope must be 'status', 'all' or 'pages'")
     if "flavor" in fields and fields["flavor"] not in FLAVORS:
-        raise ValueError("flavor must be 'bitbucket' or 'jira'")
+        raise ValueError(f"flavor must be one of {', '.join(FLAVORS)}")
     if "status_path" in fields and (
             not isinstance(fields["status_path"], str)
             or not fields["status_path"].startswith("/")):
         raise ValueError("status_path must be a path starting with /")
+    if "synchrony" in fields and not isinstance(fields["synchrony"], bool):
+        raise ValueError("synchrony must be true or false")
     if "reset_counts" in fields and not isinstance(fields["reset_counts"], bool):
         raise ValueError("reset_counts must be true or false")
     if "custom" in fields:
@@ -469,9 +502,11 @@ class Node:
         self.state = state
         self.mode = "normal"
         self.scope = "status"
-        # where the node answers its state: /status, or below a context
-        # path (Jira at /jira/status)
-        self.status_path = "/status"
+        # where the node answers its state: the flavor's path, or below a
+        # context path (Jira at /jira/status)
+        self.status_path = STATUS_PATHS.get(flavor, DEFAULT_STATUS_PATH)
+        # a Confluence node's Synchrony answers its heartbeat
+        self.synchrony = True
         self.custom = dict(DEFAULT_CUSTOM)
         # While the port must refuse connections, self.sock holds a bound but
         # not listening socket: the kernel answers SYNs with RST, and nobody
@@ -504,6 +539,7 @@ class Node:
             "mode": self.mode,
             "scope": self.scope,
             "status_path": self.status_path,
+            "synchrony": self.synchrony,
             "custom": dict(self.custom),
             "listening": self.server is not None,
             "connections": len(self.conns),
@@ -535,13 +571,20 @@ class Node:
         fields = validate_update(fields)
         old = (self.state, self.mode)
         if "flavor" in fields:
+            # a node at its old flavor's status path moves to the new one's
+            old_path = STATUS_PATHS.get(self.flavor, DEFAULT_STATUS_PATH)
             self.flavor = fields["flavor"]
+            if self.status_path == old_path:
+                self.status_path = STATUS_PATHS.get(self.flavor,
+                                                    DEFAULT_STATUS_PATH)
         if "scope" in fields:
             self.scope = fields["scope"]
         if "status_path" in fields:
             self.status_path = fields["status_path"]
         if "custom" in fields:
             self.custom = {**self.custom, **fields["custom"]}
+        if "synchrony" in fields:
+            self.synchrony = fields["synchrony"]
         if "state" in fields:
             self.state = fields["state"]
         if "mode" in fields:
@@ -713,7 +756,7 @@ class Node:
             conn.close()
 
     def _head(self, code: int, headers: list) -> bytes:
-        # Tomcat 9 (which Bitbucket and Jira embed) sends no reason phrase:
+        # Tomcat 9 (which the products embed) sends no reason phrase:
         # "HTTP/1.1 200 ".  --reason-phrases adds the standard ones.
         reason = REASONS.get(code, "") if self.sim.reason_phrases else ""
         lines = [f"HTTP/1.1 {code} {reason}", f"Date: {http_date()}",
@@ -726,7 +769,18 @@ class Node:
         if is_status:
             code = STATUS_CODES[self.flavor].get(self.state, 200)
             return code, JSON_TYPE, status_body(self.state)
-        code = OTHER_CODES.get(self.state, 200)
+        if self.flavor == "confluence" and (
+                req.path.startswith(SYNCHRONY_PREFIX)
+                or req.path == SYNCHRONY_PREFIX[:-1]):
+            # Synchrony is a process of its own: its answers follow it,
+            # not the node's state
+            if not self.synchrony:
+                return 503, TEXT_TYPE, SYNCHRONY_DOWN
+            if req.path == SYNCHRONY_HEARTBEAT:
+                return 200, TEXT_TYPE, SYNCHRONY_OK
+            code = 200
+        else:
+            code = OTHER_CODES.get(self.state, 200)
         if self.state == "MAINTENANCE" and req.path == MAINTENANCE_PATH:
             code = 200
         body = (b"node=" + self.name.encode() + b" path="
@@ -1180,7 +1234,8 @@ def parse_node(spec: str) -> tuple[str, int, str, str]:
         raise argparse.ArgumentTypeError(f"{spec!r}: bad port") from None
     flavor = (fields[1] if len(fields) > 1 else "") or "bitbucket"
     if flavor not in FLAVORS:
-        raise argparse.ArgumentTypeError(f"{spec!r}: flavor is bitbucket or jira")
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: flavor is one of {', '.join(FLAVORS)}")
     state = (fields[2] if len(fields) > 2 else "") or "RUNNING"
     return name, port, flavor, state, None
 
@@ -1198,14 +1253,15 @@ def parse_unix_node(spec: str) -> tuple[str, int, str, str, str]:
             f"{spec!r}: PATH must be absolute and at most 100 bytes")
     flavor = (fields[1] if len(fields) > 1 else "") or "bitbucket"
     if flavor not in FLAVORS:
-        raise argparse.ArgumentTypeError(f"{spec!r}: flavor is bitbucket or jira")
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: flavor is one of {', '.join(FLAVORS)}")
     state = (fields[2] if len(fields) > 2 else "") or "RUNNING"
     return name, 0, flavor, state, path
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Simulated Atlassian Bitbucket/Jira nodes with a JSON "
+        description="Simulated Atlassian Data Center nodes with a JSON "
                     "control API.")
     p.add_argument("--control-port", type=int, default=0,
                    help="control API port (0: any free port)")

@@ -18,6 +18,12 @@ BITBUCKET = {"STARTING": 503, "FIRST_RUN": 200, "RUNNING": 200,
              "MAINTENANCE": 200, "STOPPING": 503, "ERROR": 500}
 JIRA = {"STARTING": 200, "STOPPING": 200, "FIRST_RUN": 200, "RUNNING": 200,
         "MAINTENANCE": 503, "ERROR": 500}
+# Confluence and Crowd have no MAINTENANCE; only RUNNING's 200 is
+# documented, the others follow Bitbucket
+CONFLUENCE = {"STARTING": 503, "FIRST_RUN": 200, "RUNNING": 200,
+              "STOPPING": 503, "ERROR": 500}
+BAMBOO = {"RUNNING": 200, "PAUSED": 200}
+BAMBOO_STATUS = "/rest/api/latest/status"
 
 
 @pytest.fixture(scope="module")
@@ -130,21 +136,76 @@ def refused(port, host=HOST):
 
 # -- reference answers --------------------------------------------------------
 
-@pytest.mark.parametrize("flavor,codes", [("bitbucket", BITBUCKET), ("jira", JIRA)])
-def test_status_of_every_state(sim, flavor, codes):
+@pytest.mark.parametrize("flavor,codes,path", [
+    ("bitbucket", BITBUCKET, "/status"), ("jira", JIRA, "/status"),
+    ("confluence", CONFLUENCE, "/status"), ("crowd", CONFLUENCE, "/status"),
+    ("bamboo", BAMBOO, BAMBOO_STATUS)])
+def test_status_of_every_state(sim, flavor, codes, path):
     port = sim.port("bb")
     try:
         for state, expected in codes.items():
             record = sim.set("bb", flavor=flavor, state=state)
             assert (record["flavor"], record["state"]) == (flavor, state)
-            code, headers, body = get(port)
+            assert record["status_path"] == path
+            code, headers, body = get(port, path)
             assert code == expected, state
             assert body == b'{"state":"%s"}' % state.encode()
             assert headers["content-type"] == JSON
             assert headers["content-length"] == str(len(body))
             assert headers["x-node"] == "bb"
     finally:
+        record = sim.set("bb", flavor="bitbucket", state="RUNNING")
+        assert record["status_path"] == "/status"
+
+
+def test_bamboo_status_path_and_paused_ui(sim):
+    port = sim.port("bb")
+    try:
+        sim.set("bb", flavor="bamboo", state="PAUSED")
+        assert get(port, BAMBOO_STATUS)[:3:2] == (200, b'{"state":"PAUSED"}')
+        # /status is a page like any other on Bamboo, and a paused
+        # server serves its UI
+        code, headers, body = get(port, "/status")
+        assert code == 200 and headers["content-type"].startswith("text/plain")
+        assert get(port, "/browse/PROJ-PLAN")[0] == 200
+        # a status path set by hand stays when the flavor changes
+        sim.set("bb", status_path="/bamboo" + BAMBOO_STATUS)
+        assert sim.set("bb", flavor="jira")["status_path"] == \
+            "/bamboo" + BAMBOO_STATUS
+    finally:
+        sim.set("bb", flavor="bitbucket", state="RUNNING",
+                status_path="/status")
+
+
+def test_confluence_synchrony_heartbeat(sim):
+    port = sim.port("bb")
+    try:
+        record = sim.set("bb", flavor="confluence", state="RUNNING")
+        assert record["synchrony"] is True
+        code, headers, body = get(port, "/synchrony/heartbeat")
+        assert (code, body) == (200, b"OK")
+        assert headers["content-type"].startswith("text/plain")
+        assert get(port, "/synchrony/v1/data")[0] == 200
+        # Synchrony is a process of its own: down, its paths answer 503
+        # while Confluence itself runs on
+        assert sim.set("bb", synchrony=False)["synchrony"] is False
+        code, _, body = get(port, "/synchrony/heartbeat")
+        assert code == 503 and body != b"OK"
+        assert get(port, "/synchrony/v1/data")[0] == 503
+        assert get(port, "/status")[:3:2] == (200, b'{"state":"RUNNING"}')
+        assert get(port, "/display/SPACE/Page")[0] == 200
+        sim.set("bb", synchrony=True, state="STARTING")
+        # the heartbeat follows Synchrony, not the node's state
+        assert get(port, "/synchrony/heartbeat")[:3:2] == (200, b"OK")
+        assert get(port, "/status")[0] == 503
+        # only Confluence has Synchrony
         sim.set("bb", flavor="bitbucket", state="RUNNING")
+        code, _, body = get(port, "/synchrony/heartbeat")
+        assert code == 200 and body.startswith(b"node=bb ")
+        with pytest.raises(SimNodesError, match="400"):
+            sim.set("bb", synchrony="down")
+    finally:
+        sim.set("bb", flavor="bitbucket", state="RUNNING", synchrony=True)
 
 
 def test_status_line_is_tomcat_style(sim):
@@ -635,5 +696,19 @@ def test_ipv6(tmp_path):
 def test_bad_command_line(tmp_path):
     with open(os.devnull, "w") as devnull, \
             pytest.raises(SimNodesError, match="exited"):
-        SimNodes.start(nodes=[("x", "confluence", "RUNNING")], tmpdir=tmp_path,
+        SimNodes.start(nodes=[("x", "fisheye", "RUNNING")], tmpdir=tmp_path,
                        stderr=devnull)
+
+
+def test_every_flavor_on_the_command_line(tmp_path):
+    with SimNodes.start(nodes=[("ba", "bamboo", "PAUSED"),
+                               ("co", "confluence", "FIRST_RUN"),
+                               ("cr", "crowd", "RUNNING")],
+                        tmpdir=tmp_path) as sim:
+        assert get(sim.port("ba"), BAMBOO_STATUS)[:3:2] == \
+            (200, b'{"state":"PAUSED"}')
+        assert get(sim.port("co"), "/status")[:3:2] == \
+            (200, b'{"state":"FIRST_RUN"}')
+        assert get(sim.port("co"), "/synchrony/heartbeat")[2] == b"OK"
+        assert get(sim.port("cr"), "/status")[:3:2] == \
+            (200, b'{"state":"RUNNING"}')
