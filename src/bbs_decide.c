@@ -309,6 +309,21 @@ static void decide_state(const bbs_rules_t *rules, const char *state,
     }
 }
 
+/* Whether a body is exactly "OK", whitespace around it allowed: what
+ * Confluence's Synchrony answers on /synchrony/heartbeat, a member checked
+ * at the wrong URL or with the wrong method. */
+static int is_heartbeat_ok(const char *body, apr_size_t len)
+{
+    while (len && apr_isspace(*body)) {
+        ++body;
+        --len;
+    }
+    while (len && apr_isspace(body[len - 1])) {
+        --len;
+    }
+    return len == 2 && body[0] == 'O' && body[1] == 'K';
+}
+
 /* The answers that fail before their body is parsed: 1 when out says
  * why. */
 static int refuse_answer(const bbs_rules_t *rules, const bbs_answer_t *a,
@@ -395,6 +410,12 @@ void bbs_decide(const bbs_rules_t *rules, const bbs_answer_t *a,
      * jansson's JSON_PARSER_MAX_DEPTH, so deep input cannot exhaust the
      * stack of the checking thread. */
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && is_heartbeat_ok(body, len)) {
+        set_reason(out, BBS_FAIL, "body \"OK\" (HTTP %d) is a heartbeat, "
+                   "not a /status answer: check it with hcmethod=GET and "
+                   "hcexpr (see README)", code);
+        return;
+    }
     if (!root) {
         set_reason(out, BBS_FAIL, "body is not JSON (HTTP %d): %s at byte %d",
                    code, jerr.text, jerr.position);
