@@ -21,7 +21,7 @@
  * balancer object too (see owner_of), so a balancer defined separately in
  * two virtual hosts gets two records.
  *
- * Each record is guarded by a sequence lock: the one check
+ * Each record is guarded by a sequence lock (bbs_seqlock): the one check
  * that writes it makes the count odd while it copies, and readers retry
  * until they copy a record whose count was even and unchanged, so nobody
  * sees the state of one check with the reason of another.
@@ -33,6 +33,7 @@
 #include "apr_strings.h"
 #include "apr_thread_proc.h"
 
+#include "bbs_seqlock.h"
 #include "mod_bbstatus_config.h"
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
@@ -171,55 +172,14 @@ apr_size_t bbs_shm_capacity(void)
 
 void bbs_shm_write(bbs_slot_t *slot, const bbs_record_t *rec)
 {
-    apr_uint32_t seq, stuck = 0;
-    apr_time_t since = 0;
-
-    /* Writers take turns: a checker that just lost its lease may finish a
-     * probe while the new one writes the same record. A copy takes
-     * microseconds; a count odd for WRITE_STUCK belongs to a writer that
-     * died in the middle (a child killed by the MPM), and is taken over
-     * rather than waited for: otherwise the record, and every reader,
-     * would stay stuck for the life of the segment. */
-    for (;;) {
-        seq = apr_atomic_read32(&slot->seq);
-        if (!(seq & 1)) {
-            if (apr_atomic_cas32(&slot->seq, seq + 1, seq) == seq) {
-                break;
-            }
-            since = 0;
-        }
-        else if (seq != stuck || !since) {
-            stuck = seq;
-            since = apr_time_now();
-        }
-        else if (apr_time_now() - since > WRITE_STUCK
-                 && apr_atomic_cas32(&slot->seq, seq + 2, seq) == seq) {
-            break;
-        }
-        apr_thread_yield();
-    }
-    memcpy(&slot->rec, rec, sizeof(*rec));
-    apr_atomic_inc32(&slot->seq);
+    bbs_seqlock_write(&slot->seq, &slot->rec, rec, sizeof(*rec),
+                      WRITE_STUCK);
 }
 
 int bbs_shm_read(bbs_slot_t *slot, bbs_record_t *rec)
 {
-    int i;
-
-    for (i = 0; i < READ_TRIES; ++i) {
-        /* an atomic add of 0 is a full barrier around the copy */
-        apr_uint32_t before = apr_atomic_add32(&slot->seq, 0);
-
-        if (before & 1) {
-            apr_thread_yield();
-            continue;
-        }
-        memcpy(rec, &slot->rec, sizeof(*rec));
-        if (apr_atomic_add32(&slot->seq, 0) == before) {
-            return 1;
-        }
-    }
-    return 0;
+    return bbs_seqlock_read(&slot->seq, rec, &slot->rec, sizeof(*rec),
+                            READ_TRIES);
 }
 
 int bbs_shm_request_probe(bbs_slot_t *slot)

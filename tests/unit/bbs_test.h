@@ -24,5 +24,6 @@ TCase *accept_test_case(void);
 TCase *route_test_case(void);
 TCase *head_test_case(void);
 TCase *url_test_case(void);
+TCase *seqlock_test_case(void);
 
 #endif
