@@ -13,13 +13,13 @@
 #include "apr_atomic.h"
 #include "apr_shm.h"
 
+#include "bbs_lease.h"
 #include "mod_bbstatus_lease.h"
 
 #define LEASE_USERDATA "mod_bbstatus-lease"
 
-/* Owner pid in the high half, last renewal in 10 ms units in the low
- * half, one word so that it changes hands atomically; next to it the
- * generation of its holder. */
+/* The lease word (bbs_lease_word) and next to it the generation of its
+ * holder. */
 typedef struct {
     volatile apr_uint64_t lease;
     volatile apr_uint32_t lease_generation;
@@ -39,31 +39,20 @@ static apr_uint32_t generation;
 
 int bbs_lease_take(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
 {
-    apr_uint64_t cur, mine;
-    apr_uint32_t owner, beat, t = (apr_uint32_t)(now / 10000);
+    apr_uint64_t cur;
 
     if (!seg) {
         return 0;
     }
     cur = bbs_atomic_read64(&seg->header->lease);
-    owner = (apr_uint32_t)(cur >> 32);
-    beat = (apr_uint32_t)cur;
-    /* A child of a newer generation takes the lease at once: the holder
-     * checks members of a configuration that is gone, and is on its way
-     * out (mod_watchdog stops its ticks without a word to the callback
-     * when the MPM stops the child), so waiting for the lease to expire
-     * would leave new members unchecked for that long. */
-    if (owner != me && owner != 0
-        && (apr_interval_time_t)(apr_uint32_t)(t - beat) * 10000 <= ttl
-        && (apr_int32_t)(apr_atomic_read32(&seg->header->lease_generation)
-                         - generation) >= 0) {
+    if (!bbs_lease_may_take(cur,
+                            apr_atomic_read32(&seg->header->lease_generation),
+                            me, generation, now, ttl)
+        || bbs_atomic_cas64(&seg->header->lease, bbs_lease_word(me, now),
+                            cur) != cur) {
         return 0;
     }
-    mine = ((apr_uint64_t)me << 32) | t;
-    if (bbs_atomic_cas64(&seg->header->lease, mine, cur) != cur) {
-        return 0;
-    }
-    if (owner != me) {
+    if (bbs_lease_holder(cur) != me) {
         apr_atomic_set32(&seg->header->lease_generation, generation);
     }
     return 1;
@@ -77,7 +66,7 @@ void bbs_lease_release(apr_uint32_t me)
         return;
     }
     cur = bbs_atomic_read64(&seg->header->lease);
-    if ((apr_uint32_t)(cur >> 32) == me) {
+    if (bbs_lease_holder(cur) == me) {
         bbs_atomic_cas64(&seg->header->lease, 0, cur);
     }
 }

@@ -25,5 +25,6 @@ TCase *route_test_case(void);
 TCase *head_test_case(void);
 TCase *url_test_case(void);
 TCase *seqlock_test_case(void);
+TCase *lease_test_case(void);
 
 #endif
