@@ -34,6 +34,7 @@
 #include "http_request.h"
 #include "util_filter.h"
 
+#include "bbs_retry.h"
 #include "mod_bbstatus_config.h"
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
@@ -215,8 +216,7 @@ static int leaving(request_rec *r, proxy_balancer *b, proxy_worker *worker)
         bbs_probe_run(hc, bbs_probe_path(p, worker), r->server, dc, &set, p,
                       r->connection->current_thread, &pr);
         bbs_decide(&set.rules, &pr.answer, &res);
-        out = res.verdict == BBS_BLOCK
-              || pr.answer.transport == BBS_TX_REFUSED;
+        out = bbs_retry_leaving(res.verdict, pr.answer.transport);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, BBSLOGNO(0090)
                       "%s member %s answered %d; probed at once: "
                       "%s, %s (%" APR_TIME_T_FMT " us): %s",

@@ -26,5 +26,6 @@ TCase *head_test_case(void);
 TCase *url_test_case(void);
 TCase *seqlock_test_case(void);
 TCase *lease_test_case(void);
+TCase *retry_test_case(void);
 
 #endif

@@ -42,6 +42,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, url_test_case());
     suite_add_tcase(s, seqlock_test_case());
     suite_add_tcase(s, lease_test_case());
+    suite_add_tcase(s, retry_test_case());
 
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
