@@ -98,6 +98,17 @@ for f in src/mod_bbstatus_*.c src/mod_bbstatus_*.h; do
   done
 done
 
+# No source file over 600 lines: past that a unit does more than one
+# thing; its pure parts go to the core (src/bbs_*.c), the rest to a unit
+# of its own.
+for f in mod_bbstatus.c src/*.c src/*.h include/*.h; do
+  n=$(wc -l < "$f")
+  if [ "$n" -gt 600 ]; then
+    echo "check-guards: $f has $n lines, more than 600" >&2
+    fail=1
+  fi
+done
+
 # Log IDs: written BBSLOGNO(0nnn), each used once in the sources and listed
 # in README's log table, and the table lists no ID the sources do not use.
 if grep -nE '"BBS0[0-9]{3}:' mod_bbstatus.c src/*.c; then
