@@ -245,6 +245,14 @@ def test_bbs_650_02_install_enables_then_remove_and_purge_leave_nothing(
         ["dpkg-query", "-W", "-f=${Conffiles}", PKG],
         check=True).stdout.splitlines() if ln.strip()]
     assert os.path.join(MODULES_DIR, "mod_bbstatus.so") in files
+    # every product's example, and the notes they point to
+    for name in sorted(os.listdir(os.path.join(REPO, "conf.d"))):
+        if name.endswith(".conf.example"):
+            path = "/usr/share/doc/%s/examples/%s" % (PKG, name)
+            # dh_compress gzips documentation over 4 KiB
+            assert path in files or path + ".gz" in files, name
+    path = "/usr/share/doc/%s/atlassian-products.md" % PKG
+    assert path in files or path + ".gz" in files, files
     assert sorted(conffiles) == [os.path.join(MODS_AVAILABLE, n) for n in
                                  ("bbstatus.conf", "bbstatus.load")]
 

@@ -129,6 +129,10 @@ def test_bbs_660_01_rpmlint_layout_and_dependencies(rpms):
     assert "c" not in files[LAYOUT[2]]
     docs = [p for p in files if p.startswith("/usr/share/doc/")]
     assert any(p.endswith("/bbstatus-rules.yml") for p in docs), docs
+    for name in sorted(os.listdir(os.path.join(REPO, "conf.d"))):
+        if name.endswith(".conf.example"):
+            assert any(p.endswith("/" + name) for p in docs), (name, docs)
+    assert any(p.endswith("/atlassian-products.md") for p in docs), docs
     assert any(p.endswith("/LICENSE") for p in files), sorted(files)
     allowed = ("/usr/share/doc/mod_bbstatus", "/usr/share/licenses/mod_bbstatus",
                "/usr/lib/.build-id")
