@@ -5,6 +5,7 @@ import argparse
 import datetime
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -85,7 +86,7 @@ def main(argv=None):
         os.path.dirname(out), "bench", "rolling-restart.png")
     if a.from_json:
         return render_again(a.from_json, out, png, a.workdir, a.note)
-    cmd = "/usr/bin/python3 bench/run.py " + " ".join(
+    cmd = "/usr/bin/python3 bench/run.py " + shlex.join(
         argv if argv is not None else sys.argv[1:])
     meta = {"quick": a.quick, "scenarios": a.scenarios,
             "command": cmd.strip(),

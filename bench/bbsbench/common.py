@@ -18,6 +18,11 @@ HC_PASSES = 2
 HC_FAILS = 2
 RATE = 300               # requests/s of the steady load
 USER_PATH = "/rest/api/1.0/projects"   # what users ask for (not /status)
+# The users of the rolling restart, one kind per request in turn: half
+# without a cookie, the other half split evenly over the nodes, each
+# request carrying Cookie: ROUTEID=.n1 (.n2, .n3), as the browsers of
+# logged-in users of a sticky Jira or Bitbucket do.
+ROLLING_USERS = ("", "n1", "", "n2", "", "n3")
 MAINT_PATH = "/mvc/maintenance"
 SCENARIOS = ("rolling", "backup", "detection", "overhead", "scale", "memory")
 

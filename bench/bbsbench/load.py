@@ -16,11 +16,13 @@ from .common import USER_PATH
 class Rec:
     """One request: when it was due, sent and done, the answer, the node."""
     __slots__ = ("seq", "t_sched", "t_sent", "t_done", "status", "node",
-                 "state", "err", "retried")
+                 "state", "err", "retried", "user", "set_route")
 
-    def __init__(self, seq, t_sched):
+    def __init__(self, seq, t_sched, user=""):
         self.seq = seq
         self.t_sched = t_sched
+        self.user = user          # "" cookieless, else the pinned route
+        self.set_route = None     # route of a ROUTEID the answer set
         self.t_sent = self.t_done = None
         self.status = 0
         self.node = None
@@ -35,7 +37,7 @@ class Rec:
     def row(self):
         return [self.seq, round(self.t_sched, 6), round(self.t_sent, 6),
                 round(self.t_done, 6), self.status, self.node, self.state,
-                self.err, self.retried]
+                self.err, self.retried, self.user, self.set_route]
 
 
 class _Incomplete(Exception):
@@ -45,6 +47,7 @@ class _Incomplete(Exception):
 
 
 STATE_RE = re.compile(rb"state=([A-Za-z_]+)")
+ROUTE_RE = re.compile(r"ROUTEID=\.?([^;\s]*)", re.I)
 
 
 class PacedLoad:
@@ -60,10 +63,16 @@ class PacedLoad:
     may close an idle connection just as the request goes out); it is
     marked ``retried``.  ``last_seen[node]`` is the send time of the latest
     request answered by that node, for live use.
+
+    ``users``: a cycle of user kinds, request i is of kind
+    users[i % len(users)]: "" a user without cookie (who never keeps
+    one), a route "n1" a user whose every request carries
+    ``Cookie: ROUTEID=.n1`` (pinned to that node, as a logged-in browser
+    is).  The ROUTEID an answer sets is recorded, never sent back.
     """
 
     def __init__(self, port, rate, path=USER_PATH, headers=None, conns=32,
-                 timeout=10.0, max_seconds=900.0):
+                 timeout=10.0, max_seconds=900.0, users=("",)):
         self.port = port
         self.rate = float(rate)
         self.path = path
@@ -78,10 +87,14 @@ class PacedLoad:
         self._started = threading.Event()
         self._thread = None
         self.error = None
+        self.users = tuple(users)
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
                  "User-Agent: bbstatus-bench/1", "Accept: */*"]
         lines += [f"{k}: {v}" for k, v in self.headers.items()]
-        self._req = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._reqs = {
+            u: ("\r\n".join(lines + ([f"Cookie: ROUTEID=.{u}"] if u else []))
+                + "\r\n\r\n").encode("latin-1")
+            for u in self.users}
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="load",
@@ -119,7 +132,7 @@ class PacedLoad:
             if due > now:
                 await asyncio.sleep(min(due - now, 0.05))
                 continue
-            queue.put_nowait(Rec(i, due))
+            queue.put_nowait(Rec(i, due, self.users[i % len(self.users)]))
             i += 1
         for _ in workers:
             queue.put_nowait(None)
@@ -162,8 +175,8 @@ class PacedLoad:
                         sock.setsockopt(socket.IPPROTO_TCP,
                                         socket.TCP_NODELAY, 1)
                     conn[0], conn[1], conn[2] = r, w, 0
-                conn[1].write(self._req)
-                status, node, close, body = await asyncio.wait_for(
+                conn[1].write(self._reqs[rec.user])
+                status, node, close, body, route = await asyncio.wait_for(
                     self._response(conn[0]), self.timeout)
             except _Incomplete as e:
                 self._close(conn)
@@ -189,6 +202,7 @@ class PacedLoad:
                     self._close(conn)
                 rec.status = status
                 rec.node = node
+                rec.set_route = route
                 m = STATE_RE.search(body) if node else None
                 rec.state = m.group(1).decode() if m else None
                 if node:
@@ -210,7 +224,7 @@ class PacedLoad:
         status = int(parts[1])
         length = None
         chunked = close = False
-        node = None
+        node = route = None
         for line in lines[1:]:
             k, sep, v = line.partition(":")
             if not sep:
@@ -225,6 +239,10 @@ class PacedLoad:
                 close = "close" in v.lower()
             elif k == "x-node":
                 node = v
+            elif k == "set-cookie":
+                m = ROUTE_RE.match(v)
+                if m:
+                    route = m.group(1)
         if parts[0] == "HTTP/1.0":
             close = True
         try:
@@ -244,7 +262,7 @@ class PacedLoad:
                 close = True
         except (asyncio.IncompleteReadError, ValueError):
             raise _Incomplete(True) from None
-        return status, node, close, body
+        return status, node, close, body, route
 
 
 # ---------------------------------------------------------------------------

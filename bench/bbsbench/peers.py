@@ -17,12 +17,17 @@ from .common import EXPR_STATES
 HAPROXY_RSTRING = '"state" *: *"(' + EXPR_STATES + ')"'
 
 
-def haproxy_conf(ports, port, retry, interval=1):
+def haproxy_conf(ports, port, retry, interval=1, routes=None):
     """HAProxy 2.6 as an expert would set it up for Bitbucket/Jira nodes:
     an HTTP check of /status matched on the state, fast re-checks while a
     server changes, and any 5xx a user gets marking the server down until
     its check passes again (observe layer7).  With ``retry``, layer-7
-    retries on another server too (idempotent methods only)."""
+    retries on another server too (idempotent methods only).  With
+    ``routes`` (one per port), cookie persistence on ROUTEID: a client
+    whose cookie names a server's value (httpd's ".route") goes to that
+    server while it is up, others get a cookie inserted, and ``option
+    redispatch`` sends a pinned client elsewhere when its server is down
+    or a connection to it fails."""
     lines = [
         "global",
         "    maxconn 4096",
@@ -46,6 +51,10 @@ def haproxy_conf(ports, port, retry, interval=1):
         "hdr Host localhost",
         f"    http-check expect rstring '{HAPROXY_RSTRING}'",
     ]
+    if routes:
+        lines.append("    cookie ROUTEID insert indirect nocache")
+        if not retry:
+            lines.append("    option redispatch")
     if retry:
         lines += [
             "    retry-on 503 conn-failure empty-response response-timeout",
@@ -58,16 +67,35 @@ def haproxy_conf(ports, port, retry, interval=1):
                  "rise 1 fall 1 observe layer7 error-limit 1 "
                  "on-error mark-down")
     for i, p in enumerate(ports):
-        lines.append(f"    server m{i + 1} 127.0.0.1:{p} check")
+        lines.append(f"    server m{i + 1} 127.0.0.1:{p} check"
+                     + (f" cookie .{routes[i]}" if routes else ""))
     return "\n".join(lines) + "\n"
 
 
-def nginx_conf(ports, port, root):
+def nginx_conf(ports, port, root, routes=None):
     """nginx 1.22 (no active check in the free version): a server that
     fails once (connection error, timeout, 502/503/504) is left alone for
-    1 s, and the request goes to the next server."""
-    ups = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 "
-                    "fail_timeout=1s;" for p in ports)
+    1 s, and the request goes to the next server.  Free nginx has no sticky
+    cookie; with ``routes`` (one per port) a map on $cookie_ROUTEID sends
+    a client whose cookie names a route (httpd's ".route") to an upstream
+    of its own in which that node is the only primary server and the
+    others are backups; clients without such a cookie go to ``bb``.
+    nginx never sets the cookie."""
+    srv = " max_fails=1 fail_timeout=1s"
+    ups = "\n".join(f"        server 127.0.0.1:{p}{srv};" for p in ports)
+    pinned = ""
+    target = "http://bb"
+    if routes:
+        target = "http://$bb_upstream"
+        pinned = "    map $cookie_ROUTEID $bb_upstream {\n        default bb;\n"
+        pinned += "".join(f"        .{r} bb_{r};\n" for r in routes)
+        pinned += "    }\n"
+        for i, r in enumerate(routes):
+            pinned += f"    upstream bb_{r} {{\n"
+            for j, p in enumerate(ports):
+                pinned += (f"        server 127.0.0.1:{p}{srv}"
+                           + ("" if i == j else " backup") + ";\n")
+            pinned += "        keepalive 32;\n    }\n"
     return f"""daemon off;
 master_process on;
 worker_processes 2;
@@ -87,10 +115,10 @@ http {{
 {ups}
         keepalive 32;
     }}
-    server {{
+{pinned}    server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://bb;
+            proxy_pass {target};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
@@ -125,16 +153,18 @@ class Peer:
     def __repr__(self):
         return f"<Peer {self.kind} {self.name} pid={self.pid}>"
 
-    def start(self, ports, retry=False, interval=1, deadline=15.0):
+    def start(self, ports, retry=False, interval=1, deadline=15.0,
+              routes=None):
         for _ in range(3):       # a port taken meanwhile: another one
             self.port = free_port()
             if self.kind == "haproxy":
-                text = haproxy_conf(ports, self.port, retry, interval)
+                text = haproxy_conf(ports, self.port, retry, interval,
+                                    routes)
                 self.conf = os.path.join(self.root, "haproxy.cfg")
                 cmd = ["haproxy", "-db", "-f", self.conf,
                        "-p", os.path.join(self.root, "haproxy.pid")]
             else:
-                text = nginx_conf(ports, self.port, self.root)
+                text = nginx_conf(ports, self.port, self.root, routes)
                 self.conf = os.path.join(self.root, "nginx.conf")
                 cmd = ["nginx", "-p", self.root + "/", "-c", self.conf,
                        "-e", self.log_path]

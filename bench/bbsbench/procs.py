@@ -118,14 +118,18 @@ ProxyPass /bbstatus !
 """
 
 
-def balancer_conf(cfg, name, ports, interval=None, extra_proxy=""):
+def balancer_conf(cfg, name, ports, interval=None, extra_proxy="",
+                  routes=None):
     c = CONFIGS[cfg]
     iv = HC_INTERVAL if interval is None else interval
     lines = [f"<Proxy balancer://{name}>"]
-    for p in ports:
-        lines.append(f"    BalancerMember http://127.0.0.1:{p} {c['method']} "
-                     f"hcinterval={iv} hcpasses={HC_PASSES} "
+    for i, p in enumerate(ports):
+        lines.append(f"    BalancerMember http://127.0.0.1:{p}"
+                     + (f" route={routes[i]}" if routes else "")
+                     + f" {c['method']} hcinterval={iv} hcpasses={HC_PASSES} "
                      f"hcfails={HC_FAILS}")
+    if routes:
+        extra_proxy = "ProxySet stickysession=ROUTEID\n" + extra_proxy
     for x in (c["extra"] + "\n" + extra_proxy).strip().splitlines():
         lines.append("    " + x.strip())
     lines.append("</Proxy>")
@@ -143,16 +147,52 @@ def proxy_conf(cfg, ports, interval=None, extra_proxy="", server_extra=""):
     return body
 
 
+# The rolling scenario's shape, as conf.d/bitbucket-balancer.conf.example
+# has it: the balancer, its diagnostics and ProxyPass inside a name-based
+# <VirtualHost> (plain HTTP on the bench's loopback port), a route= per
+# member, stickysession=ROUTEID, and the Set-Cookie line that pins a user
+# to the member that served them.
+STICKY_HEADER = ('Header add Set-Cookie "ROUTEID=.%{BALANCER_WORKER_ROUTE}e; '
+                 'path=/" env=BALANCER_ROUTE_CHANGED')
+
+
+def vhost_conf(cfg, ports, routes, interval=None):
+    """The body of one configuration in the deployed shape (see above);
+    @PORT@ is the listen port (tests/integration/httpd.py substitutes
+    it)."""
+    c = CONFIGS[cfg]
+    inner = (c["head"] + "\n" if c["head"] else "") + STICKY_HEADER + "\n"
+    inner += balancer_conf(cfg, "bb", ports, interval, routes=routes)
+    inner += DIAG + (DIAG_MODULE if c["module"] else "")
+    inner += ("ProxyPass / balancer://bb/ nocanon\n"
+              "ProxyPassReverse / balancer://bb/\n"
+              "ProxyPreserveHost on\n"
+              "AllowEncodedSlashes NoDecode\n")
+    return ("<VirtualHost *:@PORT@>\n"
+            "    ServerName bitbucket.bench.test\n"
+            + "".join("    " + ln + "\n" if ln else "\n"
+                      for ln in inner.splitlines())
+            + "</VirtualHost>\n")
+
+
 def start_proxy(bench, cfg, ports, name, interval=None, extra_proxy="",
-                server_extra="", loglevel="info", **kw):
+                server_extra="", loglevel="info", routes=None, **kw):
+    """One proxy of configuration ``cfg`` in front of ``ports``; with
+    ``routes`` (one per port) in the deployed shape: for httpd the
+    balancer in a <VirtualHost> with sticky sessions (vhost_conf), for
+    HAProxy and nginx their cookie pinning (bbsbench/peers.py)."""
     c = CONFIGS[cfg]
     if c.get("peer"):
         p = bench.peer(c["peer"], name)
         p.start(ports, retry=c["retry"],
-                interval=HC_INTERVAL if interval is None else interval)
+                interval=HC_INTERVAL if interval is None else interval,
+                routes=routes)
         return p
     h = bench.httpd(name, CONFIGS[cfg]["module"], loglevel=loglevel, **kw)
-    h.start(proxy_conf(cfg, ports, interval, extra_proxy, server_extra))
+    if routes:
+        h.start(vhost_conf(cfg, ports, routes, interval))
+    else:
+        h.start(proxy_conf(cfg, ports, interval, extra_proxy, server_extra))
     return h
 
 
@@ -168,17 +208,24 @@ def wait_in_rotation(load, names, deadline=15.0, since=None):
     return False
 
 
-def config_text_sample(cfg, interval=None, n=3):
-    """The configuration as documented (ports as 7990, 7991, ...)."""
+ROUTES = ("n1", "n2", "n3")      # the rolling scenario's nodes and routes
+
+
+def config_text_sample(cfg, interval=None, n=3, shape="vhost"):
+    """The configuration as documented (ports as 7990, 7991, ...):
+    ``shape`` "vhost" as the rolling scenario runs it, "main" as the
+    other scenarios do."""
     ports = [7990 + i for i in range(n)]
+    routes = ROUTES[:n] if shape == "vhost" else None
     c = CONFIGS[cfg]
     if c.get("peer") == "haproxy":
-        return haproxy_conf(ports, 8080, c["retry"], interval or HC_INTERVAL
-                            ).replace("127.0.0.1:799", "node:799")
+        return haproxy_conf(ports, 8080, c["retry"], interval or HC_INTERVAL,
+                            routes).replace("127.0.0.1:799", "node:799")
     if c.get("peer") == "nginx":
-        return nginx_conf(ports, 8080, "/run/bench-nginx").replace(
+        return nginx_conf(ports, 8080, "/run/bench-nginx", routes).replace(
             "127.0.0.1:799", "node:799")
-    body = proxy_conf(cfg, ports, interval)
+    body = (vhost_conf(cfg, ports, routes, interval).replace("@PORT@", "80")
+            if routes else proxy_conf(cfg, ports, interval))
     return body.replace("127.0.0.1:799", "node:799")
 
 

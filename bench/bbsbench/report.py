@@ -80,7 +80,87 @@ def quick_note(meta):
                if meta.get("note") else ""))
 
 
-def render_header(meta):
+RUNS_RX = re.compile(r"<!-- runs: (\{.*?\}) -->", re.S)
+
+
+def old_runs(old, kept=None):
+    """{scenario: run} of the header an earlier run wrote: its JSON
+    comment, or for a header written before there was one, its Module,
+    Load average and Command lines, for the scenarios of that command;
+    for other scenarios of ``kept`` (sections by name) the date and
+    command their section names."""
+    m = RUNS_RX.search(old or "")
+    if m:
+        try:
+            return json.loads(m.group(1))
+        except ValueError:
+            pass
+    runs = header_run(old)
+    for sc in SCENARIOS:
+        r = RUN_LINE_RX.search((kept or {}).get(sc, ""))
+        if sc not in runs and r:
+            runs[sc] = {"command": r.group(2), "started": r.group(1),
+                        "finished": "?", "commit": "not recorded",
+                        "module_sha": None, "load": "not recorded"}
+    return runs
+
+
+RUN_LINE_RX = re.compile(r"^\*Run (.*?), `(.*)`\.\*$", re.M)
+
+
+def header_run(old):
+    mod = re.search(r"^- Module: commit (.*?), `mod_bbstatus.so` sha256 "
+                    r"(\w+)", old or "", re.M)
+    load = re.search(r"^- Load average before / after: (.*?) / (.*?)\.$",
+                     old or "", re.M)
+    cmd = re.search(r"^- Command: `(.*?)` \((.*?) to (.*?)\)\.$",
+                    old or "", re.M)
+    if not (mod and cmd):
+        return {}
+    wanted = [x for arg in re.findall(r"--scenario[= ](\S+)", cmd.group(1))
+              for x in arg.split(",")] or list(SCENARIOS)
+    run = {"command": cmd.group(1), "started": cmd.group(2),
+           "finished": cmd.group(3), "commit": mod.group(1),
+           "module_sha": mod.group(2),
+           "load": (f"{load.group(1)} / {load.group(2)}" if load else "?")}
+    return {sc: run for sc in wanted if sc in SCENARIOS}
+
+
+def runs_table(meta, old_header, kept=None):
+    """Which run wrote which section: this run's scenarios, and for the
+    others what the header of their run said (kept in a JSON comment)."""
+    runs = old_runs(old_header, kept)
+    load0 = ", ".join(f"{x:.2f}" for x in meta["load_before"])
+    load1 = ", ".join(f"{x:.2f}" for x in meta["load_after"])
+    this = {"command": meta["command"], "started": meta["started"],
+            "finished": meta["finished"],
+            "commit": meta["machine"]["commit"],
+            "module_sha": meta["module_sha"], "load": f"{load0} / {load1}"}
+    for sc in meta["scenarios"]:
+        runs[sc] = this
+    groups = []
+    for sc in SCENARIOS:
+        if sc not in runs:
+            continue
+        g = next((x for x in groups if x[1] == runs[sc]), None)
+        if g:
+            g[0].append(sc)
+        else:
+            groups.append(([sc], runs[sc]))
+    rows = [[", ".join(scs), r["started"] + (
+                 f" to {r['finished']}" if r.get("finished", "?") != "?"
+                 else ""),
+             f"`{r['command']}`", r["commit"] + (
+                 f", sha256 {r['module_sha']}…" if r.get("module_sha")
+                 else ""), r["load"]] for scs, r in groups]
+    return (md_table(["sections", "run", "command", "module (commit, "
+                      "`mod_bbstatus.so`)", "load average before / after"],
+                     rows)
+            + "\n<!-- runs: " + json.dumps(runs, ensure_ascii=False)
+            .replace("--", "\\u002d\\u002d") + " -->\n")
+
+
+def render_header(meta, old_header="", kept=None):
     m = meta["machine"]
     load0 = ", ".join(f"{x:.2f}" for x in meta["load_before"])
     load1 = ", ".join(f"{x:.2f}" for x in meta["load_after"])
@@ -90,7 +170,8 @@ Real apache2 with the module (or without it, for the stock
 configurations) in front of the simulated Atlassian nodes of the test suite
 (`tests/nodes/simnode.py`), all on 127.0.0.1. Written by `bench/run.py`;
 how it measures: [bench/README.md](bench/README.md). Each scenario below
-names its own date; this header is from the latest run.
+names its own date; this header is from the latest run, and the table
+after it says which run wrote which section.
 
 - Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB;
   {m['os']}; {m['apache']}; {m['wrk']}; Python {m['python']}.
@@ -101,16 +182,55 @@ names its own date; this header is from the latest run.
   hcpasses={HC_PASSES} hcfails={HC_FAILS}`, member `retry` left at its
   default (60 s); apache2 event MPM, 2 children x 25 threads.
 
+Runs behind the sections below (a section is written again only when its
+scenario runs):
+
+{runs_table(meta, old_header, kept)}
 Configurations (body of the httpd configuration; `node:7990` stands for a
 simulated node's loopback port):
 
 {config_list()}
 
-<details><summary>the configuration text of each</summary>
+{SHAPE_TEXT}
+
+<details><summary>the configuration text of each, as the rolling restart
+runs it</summary>
 
 {config_blocks()}
 </details>
 {quick_note(meta)}"""
+
+
+SHAPE_TEXT = """\
+Where the balancer sits. The rolling restart (section 1) runs the shape
+administrators deploy, that of `conf.d/bitbucket-balancer.conf.example`
+(plain HTTP on the bench's loopback port instead of TLS on 443): the
+balancer, its diagnostics and `ProxyPass` inside a name-based
+`<VirtualHost>`, `route=n1` (`n2`, `n3`) on each member,
+`ProxySet stickysession=ROUTEID` and the example's `Header add Set-Cookie
+"ROUTEID=.%{BALANCER_WORKER_ROUTE}e; path=/" env=BALANCER_ROUTE_CHANGED`,
+for BBSTATUS and the stock configurations alike. Half of its users carry
+no cookie, the other half `Cookie: ROUTEID=.n1` (`.n2`, `.n3`, a sixth of
+the requests each). The other proxies pin the same users by the same
+cookie: HAProxy with `cookie ROUTEID insert indirect nocache` and `cookie
+.n1` (`.n2`, `.n3`) on its servers, so a client's `ROUTEID=.n1` selects
+server m1 while it is up; `option redispatch` (`option redispatch 1` with
+retries) lets a pinned client go to another server when its own is down
+or a connection to it fails; clients without the cookie are balanced and
+get one inserted. nginx 1.22 (nginx-light, open source) has no sticky
+cookie: a `map` on `$cookie_ROUTEID` sends `.n1` to an upstream `bb_n1`
+in which n1 is the only primary server and the other two are `backup`
+(used when n1 is marked failed or a request to it fails), clients without
+a pinning cookie go to the round-robin upstream `bb`; nginx never sets the
+cookie. The load generator never keeps a cookie it is given: cookieless
+users stay cookieless, pinned users stay pinned to the same node through
+the whole run.
+
+Sections 2 to 6 run the balancer of the same configuration in the main
+server: the same `<Proxy balancer://bb>` without `route=` and
+`stickysession`, without the `Header` line, and the diagnostics and
+`ProxyPass / balancer://bb/` beside it; HAProxy and nginx without the
+cookie lines and the map (one upstream `bb`); no cookies in the load."""
 
 
 def config_list():
@@ -169,6 +289,22 @@ def best_stock(runs, flavor):
 def render_rolling(res, meta, png_rel):
     out = [section_head("1. Rolling graceful restart", meta)]
     nodes = res["nodes_restarted"]
+    vhost = res.get("shape") == "vhost"
+    if vhost:
+        out.append(
+            "The balancer inside a `<VirtualHost>` with sticky sessions, "
+            "as deployed (see *Where the balancer sits* above): half of "
+            "the requests carry no cookie, the other half `Cookie: "
+            "ROUTEID=.n1`, `.n2` or `.n3` (a sixth each), pinned to that "
+            "node. Until 2026-12-06 this scenario put the balancer in the "
+            "main server and sent no cookies. Its headline there, 0 failed "
+            "requests with BBSTATUS, did not hold for the shape "
+            "administrators deploy: inside a `<VirtualHost>` the retry of a "
+            "leaving node's answered 503 did not engage (BBStatusRetry read "
+            "the balancer's `<Proxy>` record instead of the copy the "
+            "virtual host runs on, fixed on 2026-12-06, see CHANGES), and "
+            "every request that reached the STOPPING node failed, those of "
+            "users pinned to it included.\n\n")
     out.append(
         f"Three nodes behind one balancer, a steady {RATE} requests/s "
         f"(`GET {USER_PATH}`, 32 keep-alive connections, paced). "
@@ -179,6 +315,14 @@ def render_rolling(res, meta, png_rel):
         f"{res['warmup']:g} s before the first restart to the end.\n\n"
         "- *failures*: answers other than 2xx plus connection errors, as "
         "the client saw them (by the phase of the restarting node).\n"
+        + ("- *sticky / cookieless*: the failures of pinned users and of "
+           "users without a cookie (each half of the requests).\n"
+           "- *pinned users on their node*: the share of the pinned users' "
+           "answers (2xx) that came from the node their cookie names, "
+           "before the first restart (every node in rotation); 100% means "
+           "the pinning works. *Sticky answered elsewhere*: pinned users' "
+           "answers (2xx) from another node over the whole window (their "
+           "node restarting or not yet back).\n" if vhost else "") +
         "- *served while not RUNNING*: answers that came from a node in "
         "another state (its own 503 page, mostly).\n"
         "- *capacity lost*: member-seconds in which a RUNNING node got no "
@@ -197,9 +341,15 @@ def render_rolling(res, meta, png_rel):
                 continue
             ph = r["phases"]
             ns = r.get("node_side") or {}
+            u = r.get("users")
+            sticky = ([f"**{fmt(u['sticky']['fail'])}** / "
+                       f"**{fmt(u['cookieless']['fail'])}**",
+                       fmt_pct(r.get("sticky_home_before")),
+                       fmt(r.get("sticky_moved"))]
+                      if vhost and u else [])
             rows.append([
                 CONFIGS[r["config"]]["label"], fmt(r["sent"]),
-                f"**{fmt(r['failures'])}**",
+                f"**{fmt(r['failures'])}**", *sticky,
                 " / ".join(fmt(ph.get(p, {}).get("fail", 0)) for p in
                            ("STOPPING", "STOPPED", "STARTING",
                             "all RUNNING")),
@@ -216,6 +366,9 @@ def render_rolling(res, meta, png_rel):
         out.append(f"\n**{flavor.capitalize()} flavor**\n\n")
         out.append(md_table(
             ["configuration", "requests", "failures",
+             *(["failures: sticky / cookieless",
+                "pinned users on their node (before the restarts)",
+                "sticky answered elsewhere"] if vhost else []),
              "in STOPPING / refused / STARTING / all RUNNING",
              "at the STOPPING node per restart (node-side)",
              "at the STARTING node per restart (node-side)",
@@ -227,6 +380,7 @@ def render_rolling(res, meta, png_rel):
             out.append(f"\nBest stock configuration: "
                        f"{CONFIGS[b['config']]['label']} "
                        f"({b['failures']} failures).\n")
+        out.append(module_failures(res["runs"], flavor))
     if png_rel:
         out.append(f"\n![rolling restart timeline]({png_rel})\n\n"
                    "Requests per second answered (2xx) by each node and "
@@ -234,6 +388,29 @@ def render_rolling(res, meta, png_rel):
                    "STOPPING (orange), refusing connections (grey), "
                    "STARTING (yellow). 0 s: the first restart.\n")
     out.append(log_notes(res["runs"]))
+    return "".join(out)
+
+
+def module_failures(runs, flavor):
+    """Every failed request of the module's configurations, one line each
+    (time from the first restart, phase, user, answer)."""
+    out = []
+    for r in runs:
+        if r["flavor"] != flavor or not CONFIGS[r["config"]]["module"] \
+                or not r.get("failure_details"):
+            continue
+        out.append(f"\n{CONFIGS[r['config']]['label']}, {flavor}: every "
+                   "failed request (seconds from the first restart, phase "
+                   "and node restarting, user, answer):\n\n")
+        for d in r["failure_details"]:
+            out.append(f"- {d['t']:.3f} s, {d['phase']}"
+                       + (f" ({d['restarting']})" if d["restarting"] else "")
+                       + f", {d['user']}: {d['answer']}"
+                       + (f" (body: state={d['node_state']})"
+                          if d.get("node_state") else "") + "\n")
+        if r["failures"] > len(r["failure_details"]):
+            out.append(f"- and {r['failures'] - len(r['failure_details'])}"
+                       " more (raw data)\n")
     return "".join(out)
 
 
@@ -248,48 +425,116 @@ def per_restart(ns, state, bold=False):
     return txt + (f" ({max(per)})" if len(per) > 1 else "")
 
 
-def render_side_by_side(results, meta):
-    """One line per configuration: the rolling restart's failures and
-    node-side hits per flavor, the backup client while users browse.
-    Written only when both scenarios ran (else the earlier one stays)."""
+SBS_RX = re.compile(r"<!-- sidebyside: (\{.*?\}) -->", re.S)
+RUN_RX = re.compile(r"^\*Run (.*?)\.\*$", re.M)
+
+
+def old_side_by_side(old):
+    """{"rolling": {"run", "rows"}, "backup": {"run", "rows"}} of the side-
+    by-side section an earlier run wrote (its JSON comment, or for a
+    section written before there was one, its table: columns 2-7 rolling,
+    8 backup; rows by the configuration's label)."""
+    m = SBS_RX.search(old or "")
+    if m:
+        try:
+            return json.loads(m.group(1))
+        except ValueError:
+            pass
+    run = RUN_RX.search(old or "")
+    run = run.group(1) if run else "an earlier run"
+    by_label = {CONFIGS[c]["label"]: c for c in CONFIG_ORDER}
+    rol, bk = {}, {}
+    for line in (old or "").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 8 or cells[0] not in by_label:
+            continue
+        c = by_label[cells[0]]
+        rol[c] = cells[1:7]
+        bk[c] = cells[7]
+    out = {}
+    if rol:
+        out["rolling"] = {"run": run, "rows": rol, "shape": "main"}
+    if bk:
+        out["backup"] = {"run": run, "rows": bk}
+    return out
+
+
+def render_side_by_side(results, meta, old_section=""):
+    """One line per configuration: the rolling restart's failures (sticky
+    / cookieless) and node-side hits per flavor, the backup client while
+    users browse. The part of a scenario that did not run now comes from
+    the earlier section (kept in a JSON comment), named with its run."""
     rol, bk = results.get("rolling"), results.get("backup")
-    if not rol or not bk:
+    if not rol and not bk:
         return ""
-    cfgs = [c for c in CONFIG_ORDER
-            if any(r["config"] == c for r in rol["runs"] + bk["runs"])]
-    rows = []
-    for c in cfgs:
-        row = [CONFIGS[c]["label"]]
-        for key in ("failures", "STOPPING", "STARTING"):
-            for flavor in ("bitbucket", "jira"):
-                r = next((x for x in rol["runs"] if x["config"] == c
-                          and x["flavor"] == flavor), None)
-                if r is None:
-                    row.append("-")
-                elif key == "failures":
-                    row.append(f"**{fmt(r['failures'])}**")
-                else:
-                    row.append(per_restart(r.get("node_side"), key,
-                                           bold=key == "STOPPING"))
-        b = next((x for x in bk["runs"] if x["config"] == c
-                  and x.get("users")), None)
-        row.append(f"**{b['polls_answered']} of {b['polls_counted']}**"
-                   if b else "-")
-        rows.append(row)
-    n = len(rol["nodes_restarted"])
+    this_run = f"{meta['started']}, `{meta['command']}`"
+    parts = old_side_by_side(old_section)
+    if rol:
+        rows = {}
+        for c in CONFIG_ORDER:
+            if not any(r["config"] == c for r in rol["runs"]):
+                continue
+            row = []
+            for key in ("failures", "STOPPING", "STARTING"):
+                for flavor in ("bitbucket", "jira"):
+                    r = next((x for x in rol["runs"] if x["config"] == c
+                              and x["flavor"] == flavor), None)
+                    if r is None:
+                        row.append("-")
+                    elif key == "failures":
+                        u = r.get("users")
+                        row.append(f"**{fmt(r['failures'])}**" + (
+                            f" ({fmt(u['sticky']['fail'])} / "
+                            f"{fmt(u['cookieless']['fail'])})"
+                            if u and rol.get("shape") == "vhost" else ""))
+                    else:
+                        row.append(per_restart(r.get("node_side"), key,
+                                               bold=key == "STOPPING"))
+            rows[c] = row
+        parts["rolling"] = {"run": this_run, "rows": rows,
+                            "shape": rol.get("shape", "main"),
+                            "nodes": len(rol["nodes_restarted"])}
+    if bk:
+        rows = {}
+        for c in CONFIG_ORDER:
+            b = next((x for x in bk["runs"] if x["config"] == c
+                      and x.get("users")), None)
+            if b:
+                rows[c] = (f"**{b['polls_answered']} of "
+                           f"{b['polls_counted']}**")
+        parts["backup"] = {"run": this_run, "rows": rows}
+    pr = parts.get("rolling", {"rows": {}})
+    pb = parts.get("backup", {"rows": {}})
+    cfgs = [c for c in CONFIG_ORDER if c in pr["rows"] or c in pb["rows"]]
+    table = [[CONFIGS[c]["label"], *pr["rows"].get(c, ["-"] * 6),
+              pb["rows"].get(c, "-")] for c in cfgs]
+    n = pr.get("nodes", 3)
+    vhost = pr.get("shape") == "vhost"
     out = [section_head("Side by side", meta)]
+    if pr.get("run") and pr["run"] != this_run:
+        out.append(f"Rolling-restart columns from the run of {pr['run']}."
+                   "\n\n")
+    if pb.get("run") and pb["run"] != this_run:
+        out.append(f"Backup column from the run of {pb['run']}.\n\n")
     out.append(
-        f"Rolling restart of {n} node{'s' if n > 1 else ''} (section 1) "
-        "and the backup client while users browse (section 2), every "
-        "configuration of this run; *bb* Bitbucket flavor, *jira* Jira "
+        f"Rolling restart of {n} node{'s' if n > 1 else ''} (section 1"
+        + (", the balancer in a `<VirtualHost>` with sticky sessions; in "
+           "brackets the failures of pinned / cookieless users"
+           if vhost else ", the balancer in the main server")
+        + ") and the backup client while users browse (section 2, the "
+        "balancer in the main server); *bb* Bitbucket flavor, *jira* Jira "
         "flavor. Counts, not latencies: they hold on a busy machine. "
         "Node-side: mean per restart (max), counted by the node itself, "
         "retried requests included.\n\n")
     out.append(md_table(
-        ["configuration", "failed requests per rolling run: bb",
+        ["configuration",
+         "failed requests per rolling run" + (" (sticky / cookieless)"
+                                              if vhost else "") + ": bb",
          "jira", "hits at the STOPPING node per restart: bb", "jira",
          "hits at the STARTING node per restart: bb", "jira",
-         "backup client answered, users browsing"], rows))
+         "backup client answered, users browsing"], table))
+    out.append("\n<!-- sidebyside: " + json.dumps(parts, ensure_ascii=False)
+               .replace("--", "\\u002d\\u002d") + " -->\n")
     return "".join(out)
 
 
@@ -605,8 +850,16 @@ def targets(results, meta):
             if not bb:
                 continue
             ok = bb["failures"] == 0
-            rows.append((f"rolling restart, {flavor}: 0 failed GET",
-                         fmt(bb["failures"]), "met" if ok else "missed",
+            u = bb.get("users")
+            vh = rol.get("shape") == "vhost" and u
+            rows.append((f"rolling restart, {flavor}: 0 failed GET"
+                         + (" (balancer in a `<VirtualHost>`, sticky users "
+                            "included)" if vh else ""),
+                         fmt(bb["failures"]) + (
+                             f" (sticky {fmt(u['sticky']['fail'])}, "
+                             f"cookieless {fmt(u['cookieless']['fail'])})"
+                             if vh else ""),
+                         "met" if ok else "missed",
                          "" if ok else why_rolling_zero(bb)))
             per = (bb.get("node_side") or {}).get("STOPPING")
             if per:
@@ -738,11 +991,16 @@ def why_rolling(bb, best):
 
 def why_rolling_zero(bb):
     ph = bb["phases"]
-    where = ", ".join(f"{ph[p]['fail']} in {p}" for p in
-                      ("STOPPING", "STOPPED", "STARTING", "all RUNNING")
-                      if ph.get(p, {}).get("fail"))
+    where = ", ".join(
+        f"{ph[p]['fail']} in {p}" + (
+            f" ({ph[p]['fail_sticky']} sticky, {ph[p]['fail_cookieless']} "
+            "cookieless)" if "fail_sticky" in ph[p] else "")
+        for p in ("STOPPING", "STOPPED", "STARTING", "all RUNNING")
+        if ph.get(p, {}).get("fail"))
     return (f"{where}; failure kinds: "
-            + ", ".join(f"{k} {v}" for k, v in bb["failure_kinds"].items()))
+            + ", ".join(f"{k} {v}" for k, v in bb["failure_kinds"].items())
+            + ("; every one listed under the table of section 1"
+               if bb.get("failure_details") else ""))
 
 
 def why_jira_stopping(bbj, results):
@@ -879,8 +1137,7 @@ def render_targets(results, meta, old_section=""):
 
 
 def write_report(path, results, meta, png_rel):
-    sections = {"header": render_header(meta),
-                "sidebyside": render_side_by_side(results, meta)}
+    sections = {}
     if "rolling" in results:
         sections["rolling"] = render_rolling(results["rolling"], meta,
                                              png_rel)
@@ -901,8 +1158,11 @@ def write_report(path, results, meta, png_rel):
     except FileNotFoundError:
         old = "# Benchmarks\n"
     prefix, kept = split_report(old)
+    sections["header"] = render_header(meta, kept.get("header", ""), kept)
     sections["targets"] = render_targets(results, meta,
                                          kept.get("targets", ""))
+    sections["sidebyside"] = render_side_by_side(
+        results, meta, kept.get("sidebyside", ""))
     merged = dict(kept)
     merged.update({k: v for k, v in sections.items() if v})
     body = prefix.rstrip("\n") + "\n\n"

@@ -11,7 +11,7 @@ import threading
 import time
 
 from .common import (CONFIGS, HC_FAILS, HC_INTERVAL, HC_PASSES, MAINT_PATH,
-                     RATE, RESTART_LEN, RESTART_STEPS, USER_PATH, fmt_pct,
+                     RATE, ROLLING_USERS, RESTART_LEN, RESTART_STEPS, USER_PATH, fmt_pct,
                      http_get, log, median, ms, pct, proc_cpu, proc_status,
                      run_cmd, sleep_until)
 from .load import PacedLoad, StateTimeline, out_of_rotation
@@ -23,14 +23,17 @@ from .procs import (DIAG, DIAG_MODULE, balancer_conf, log_problems,
 # ---------------------------------------------------------------------------
 
 def rolling_one(bench, cfg, flavor):
+    """One rolling restart in the deployed shape: the balancer in a
+    <VirtualHost> with sticky sessions (route = node name), half the
+    users pinned to a node by their ROUTEID cookie (ROLLING_USERS)."""
     P = bench.P
     names = ("n1", "n2", "n3")
     nodes = bench.nodes([(n, flavor, "RUNNING") for n in names])
     h = load = None
     try:
         h = start_proxy(bench, cfg, [nodes.port(n) for n in names],
-                        f"rolling-{flavor}-{cfg}")
-        load = PacedLoad(h.port, RATE).start()
+                        f"rolling-{flavor}-{cfg}", routes=names)
+        load = PacedLoad(h.port, RATE, users=ROLLING_USERS).start()
         t_ready = time.time()
         in_rot = wait_in_rotation(load, names, deadline=6 * HC_INTERVAL + 5)
         # the window: warm-up with every node in rotation, then each
@@ -58,7 +61,7 @@ def rolling_one(bench, cfg, flavor):
                   key=lambda r: r.t_sent)
     tl = StateTimeline({n: "RUNNING" for n in names}, events, t_ready)
     res = analyse_rolling(cfg, flavor, recs, tl, names, w0, w1, in_rot,
-                          problems, n_problems)
+                          problems, n_problems, first)
     res["first_restart"] = first - w0
     res["node_side"] = node_side(at_node, tl, P["rolling_nodes"], w0, w1)
     return res
@@ -88,20 +91,41 @@ def node_side(at_node, tl, restarted, w0, w1):
 
 
 def analyse_rolling(cfg, flavor, recs, tl, names, w0, w1, in_rot, problems,
-                    n_problems):
+                    n_problems, t_first=None):
     win = [r for r in recs if w0 <= r.t_sent < w1]
     phases = {}
+    users = {"sticky": {"sent": 0, "fail": 0},
+             "cookieless": {"sent": 0, "fail": 0}}
+    details = []
+    t_first = w0 if t_first is None else t_first
     for r in win:
-        ph = "all RUNNING"
+        ph, restarting = "all RUNNING", None
         for n in names:
             s = tl.state(n, r.t_sent)
             if s != "RUNNING":
-                ph = s
+                ph, restarting = s, n
                 break
-        d = phases.setdefault(ph, {"sent": 0, "fail": 0})
+        kind = "sticky" if r.user else "cookieless"
+        d = phases.setdefault(ph, {"sent": 0, "fail": 0, "fail_sticky": 0,
+                                   "fail_cookieless": 0})
         d["sent"] += 1
+        users[kind]["sent"] += 1
         if not r.ok:
             d["fail"] += 1
+            d["fail_" + kind] += 1
+            users[kind]["fail"] += 1
+            details.append({
+                "t": round(r.t_sent - t_first, 3), "phase": ph,
+                "restarting": restarting,
+                "user": f"pinned to {r.user}" if r.user else "cookieless",
+                "answer": r.err or (f"{r.status} from {r.node}" if r.node
+                                    else f"{r.status} from the proxy"),
+                "node_state": r.state})
+    # do pinned users stick? before the first restart every node is in
+    # rotation: their share answered by their own node
+    pre = [r for r in win if r.user and r.t_sent < t_first and r.ok]
+    moved = [r for r in win if r.user and r.ok and r.node
+             and r.node != r.user]
     fails = [r for r in win if not r.ok]
     kinds = {}
     for r in fails:
@@ -140,6 +164,13 @@ def analyse_rolling(cfg, flavor, recs, tl, names, w0, w1, in_rot, problems,
         "in_rotation_at_start": in_rot,
         "sent": len(win), "achieved_rate": len(win) / max(w1 - w0, 1e-9),
         "failures": len(fails), "failure_kinds": kinds, "phases": phases,
+        "users": users, "failure_details": details[:60],
+        "sticky_home_before": (sum(1 for r in pre if r.node == r.user)
+                               / len(pre) if pre else None),
+        "sticky_moved": len(moved),
+        "route_cookies_set": _count(
+            "sticky" if r.user else "cookieless" for r in win
+            if r.set_route is not None),
         "served_not_running": len(not_running),
         "served_not_running_by_state": _count(r.state for r in not_running),
         "capacity_lost": sum(lost.values()), "capacity_lost_by_node": lost,
@@ -163,12 +194,16 @@ def scenario_rolling(bench, configs):
         for cfg in configs:
             log(f"rolling restart: {flavor}, {cfg}")
             res = rolling_one(bench, cfg, flavor)
-            log(f"  failures {res['failures']}, served while not RUNNING "
+            u = res["users"]
+            log(f"  failures {res['failures']} (sticky "
+                f"{u['sticky']['fail']}, cookieless "
+                f"{u['cookieless']['fail']}), served while not RUNNING "
                 f"{res['served_not_running']}, capacity lost "
                 f"{res['capacity_lost']:.1f} member-s, "
                 f"{res['achieved_rate']:.0f} req/s")
             results.append(res)
     return {"runs": results, "nodes_restarted": list(bench.P["rolling_nodes"]),
+            "shape": "vhost", "users": list(ROLLING_USERS),
             "settle": bench.P["rolling_settle"], "warmup": bench.P["warmup"]}
 
 
