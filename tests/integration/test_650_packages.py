@@ -14,12 +14,15 @@ dependencies, a2enmod's state files)."""
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import time
 
 import pytest
+
+from bbs import make_cert
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -197,9 +200,8 @@ def configtest(*extra):
 
 
 def test_bbs_650_02_install_enables_then_remove_and_purge_leave_nothing(
-        deb, machine):
-    example = ("/usr/share/doc/%s/examples/bitbucket-balancer.conf.example"
-               % PKG)
+        deb, machine, tmp_path):
+    examples = "/usr/share/doc/%s/examples" % PKG
     pid_before = system_pid()
     r = configtest()
     assert r.returncode == 0, "system config broken before the test: " \
@@ -227,14 +229,31 @@ def test_bbs_650_02_install_enables_then_remove_and_purge_leave_nothing(
     # the installed module loads with Debian's config and a shipped example
     r = configtest()
     assert r.returncode == 0 and "Syntax OK" in r.stderr, r.stderr
-    # the example needs mod_headers as its first lines say (a2enmod ...
-    # headers); loaded for this check only, not enabled on the machine
-    headers = ([] if os.path.islink(os.path.join(MODS_ENABLED,
-                                                 "headers.load"))
-               else ["-c", "LoadModule headers_module "
-                     "/usr/lib/apache2/modules/mod_headers.so"])
-    r = configtest(*headers, "-c", "Include " + example)
-    assert r.returncode == 0 and "Syntax OK" in r.stderr, r.stderr
+    # each example needs the modules its first lines say (a2enmod ...
+    # headers ssl ...): loaded for this check only, not enabled on the
+    # machine; its certificate paths point at a throwaway certificate
+    loads = []
+    for m in ("headers", "ssl", "socache_shmcb", "rewrite",
+              "proxy_wstunnel"):
+        if not os.path.islink(os.path.join(MODS_ENABLED, m + ".load")):
+            loads += ["-c", "LoadModule %s_module "
+                      "/usr/lib/apache2/modules/mod_%s.so" % (m, m)]
+    crt, key = make_cert("openssl", str(tmp_path), "example",
+                         "example.com", dns="example.com", ca=False)
+    names = sorted(n for n in os.listdir(os.path.join(REPO, "conf.d"))
+                   if n.endswith(".conf.example"))
+    for name in names:
+        with open(os.path.join(examples, name)) as f:
+            text = f.read()
+        text = re.sub(r"SSLCertificateFile \S+", "SSLCertificateFile " + crt,
+                      text)
+        text = re.sub(r"SSLCertificateKeyFile \S+",
+                      "SSLCertificateKeyFile " + key, text)
+        copy = tmp_path / name
+        copy.write_text(text)
+        r = configtest(*loads, "-c", "Include %s" % copy)
+        assert r.returncode == 0 and "Syntax OK" in r.stderr, \
+            name + ": " + r.stderr
     r = run(["apache2ctl", "-M"])
     assert "bbstatus_module (shared)" in r.stdout, r.stdout + r.stderr
 
@@ -246,11 +265,10 @@ def test_bbs_650_02_install_enables_then_remove_and_purge_leave_nothing(
         check=True).stdout.splitlines() if ln.strip()]
     assert os.path.join(MODULES_DIR, "mod_bbstatus.so") in files
     # every product's example, and the notes they point to
-    for name in sorted(os.listdir(os.path.join(REPO, "conf.d"))):
-        if name.endswith(".conf.example"):
-            path = "/usr/share/doc/%s/examples/%s" % (PKG, name)
-            # dh_compress gzips documentation over 4 KiB
-            assert path in files or path + ".gz" in files, name
+    for name in names:
+        path = "%s/%s" % (examples, name)
+        # dh_compress gzips documentation over 4 KiB
+        assert path in files or path + ".gz" in files, name
     path = "/usr/share/doc/%s/atlassian-products.md" % PKG
     assert path in files or path + ".gz" in files, files
     assert sorted(conffiles) == [os.path.join(MODS_AVAILABLE, n) for n in
