@@ -19,6 +19,7 @@
 #include "mod_status.h"
 
 #include "mod_bbstatus_config.h"
+#include "mod_bbstatus_confcheck.h"
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_lease.h"
 #include "mod_bbstatus_shm.h"
@@ -27,6 +28,7 @@
 #include "mod_bbstatus_flags.h"
 #include "mod_bbstatus_watchdog.h"
 #include "mod_bbstatus_sticky.h"
+#include "mod_bbstatus_warmup.h"
 #include "mod_bbstatus_retry.h"
 #include "mod_bbstatus_manager.h"
 #include "mod_bbstatus_status.h"
@@ -101,6 +103,9 @@ static int bbs_post_request(proxy_worker *worker, proxy_balancer *balancer,
                             request_rec *r, proxy_server_conf *conf)
 {
     (void)conf;
+    if (worker && balancer) {
+        bbs_warmup_note(r, balancer, worker);
+    }
     /* A failed request only asks for an early probe; the probe decides, so
      * a MAINTENANCE node answering 503 pages stays in rotation. A refused
      * connect shows as the member's error state: r->status is set from the
@@ -152,6 +157,10 @@ static void bbs_register_hooks(apr_pool_t *p)
     /* pre_request runs until a hook answers; this one declines unless a
      * route names a member held in standby, and must see it first */
     proxy_hook_pre_request(bbs_sticky_pre_request, NULL, before_balancer,
+                           APR_HOOK_FIRST);
+    /* a request waits for the first checks after a start, and members
+     * warming up are offered their share; declines otherwise */
+    proxy_hook_pre_request(bbs_warmup_pre_request, NULL, before_balancer,
                            APR_HOOK_FIRST);
     /* the scheme handler that may retry runs mod_proxy_http's itself */
     bbs_retry_register_hooks();

@@ -69,8 +69,8 @@ fi
 # only call units below it: no call cycles. mod_bbstatus.c, the module
 # record and hooks, sits on top of them all. A new unit takes its place
 # here.
-layers="method config lease shm park probe wake flags record checker watchdog
-        sticky retry manager view html status handler"
+layers="method config confcheck lease shm park probe wake flags record ramp checker
+        watchdog sticky warmup retry manager view html status handler"
 rank() {
   local i=0 u
   for u in $layers; do

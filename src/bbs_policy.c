@@ -124,7 +124,9 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
         count(&n, in, out);
     }
     want_hcfl = n.checked && n.down && !in->panic;
-    want_stby = n.checked && n.standby;
+    /* a member nobody has checked yet is used only while no checked
+     * member is: a standby until its first check says where it belongs */
+    want_stby = !n.checked || n.standby;
 
     if (want_hcfl) {
         out->set |= ~in->wflags & BBS_WF_HCFL;

@@ -37,6 +37,7 @@
 #include "mod_bbstatus_wake.h"
 #include "mod_bbstatus_flags.h"
 #include "mod_bbstatus_record.h"
+#include "mod_bbstatus_ramp.h"
 #include "mod_bbstatus_checker.h"
 
 typedef bbs_checker_t checker_t;
@@ -77,6 +78,7 @@ typedef struct {
 
 struct bbs_checker_t {
     apr_pool_t *pool;
+    apr_time_t last_tick;   /* 0: none yet (the ramps' clock) */
     server_rec *s;
     apr_hash_t *members;    /* by worker shared record */
     apr_hash_t *balancers;  /* by balancer shared record */
@@ -97,6 +99,21 @@ static apr_interval_time_t interval_of(const member_t *m)
         return fast;
     }
     return iv;
+}
+
+/* After a member's first check the next one comes between half an
+ * interval and an interval later, the same offset for the member at every
+ * start: first checks all run at once, and this spreads the farm's probes
+ * over the interval from then on. */
+static apr_interval_time_t next_interval(const member_t *m)
+{
+    apr_interval_time_t iv = interval_of(m);
+    apr_uint32_t half_ms = (apr_uint32_t)apr_time_as_msec(iv / 2);
+
+    if (m->rec.checks != 1 || !half_ms) {
+        return iv;
+    }
+    return iv - apr_time_from_msec(bbs_hash(bbs_wname(m->w)) % half_ms);
 }
 
 static void record_of(const member_t *m, bbs_record_of *of)
@@ -124,6 +141,8 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
     bbs_decide(&m->bal->set.rules, &pr.answer, &r);
     now = apr_time_now();
     bbs_flags_step(m->w, m->slot, &m->bal->set, 1, &r, now, &out);
+    bbs_ramp_note(m->bal->s, m->bal->b, m->w, m->slot, &m->bal->set,
+                  m->rec.decision, out.decision, now);
     record_of(m, &of);
     bbs_record_check(&m->rec, &of, &pr, &r, &out, now);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, m->bal->s, BBSLOGNO(0011)
@@ -135,7 +154,7 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
                  m->w->s->fails);
     apr_pool_destroy(p);
     m->interval = m->w->s->interval;
-    m->due = m->launched + interval_of(m);
+    m->due = m->launched + next_interval(m);
     apr_atomic_set32(&m->bal->checked, 1);
     apr_atomic_set32(&m->busy, 0);
     return NULL;
@@ -163,10 +182,6 @@ static balancer_t *balancer_of(checker_t *ck, proxy_balancer *b,
     return bal;
 }
 
-static apr_uint32_t spread(const char *key, apr_uint32_t range)
-{
-    return range ? bbs_hash(key) % range : 0;
-}
 
 static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
                            apr_time_t now)
@@ -203,19 +218,15 @@ static member_t *member_of(checker_t *ck, balancer_t *bal, proxy_worker *w,
     if (!bbs_shm_read(slot, &m->rec)) {
         memset(&m->rec, 0, sizeof(m->rec));
     }
+    if (!bal->set.warmup.duration) {
+        bbs_ramp_forget(slot); /* BBStatusWarmup off since a restart */
+    }
     /* A checker taking over goes on from the last check in the shared
-     * record. The very first checks are spread over the first interval,
-     * so a start does not fire every probe of a large farm in one tick. */
+     * record. A member never checked is checked at once: it gets no
+     * request before (it is a standby until then), so a start must not
+     * keep it out for an interval. */
     m->interval = w->s->interval;
-    if (m->rec.checked_at) {
-        m->due = m->rec.checked_at + w->s->interval;
-    }
-    else {
-        m->due = now + spread(bbs_wname(w),
-                              (apr_uint32_t)apr_time_as_msec(
-                                  w->s->interval))
-                           * APR_TIME_C(1000);
-    }
+    m->due = m->rec.checked_at ? m->rec.checked_at + w->s->interval : now;
     apr_hash_set(ck->members, &m->key, sizeof(m->key), m);
     APR_ARRAY_PUSH(bal->members, member_t *) = m;
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, bal->s,
@@ -426,8 +437,15 @@ void bbs_checker_tick(bbs_checker_t *ck)
     t.now = apr_time_now();
     bbs_each_balancer(ck->s, tick_balancer, &t);
     for (i = 0; i < ck->order->nelts; ++i) {
-        judge_panic(APR_ARRAY_IDX(ck->order, i, balancer_t *), t.now);
+        balancer_t *bal = APR_ARRAY_IDX(ck->order, i, balancer_t *);
+
+        judge_panic(bal, t.now);
+        if (bal->set.warmup.duration) {
+            bbs_ramp_tick(bal->s, bal->b, &bal->set, t.now,
+                          ck->last_tick ? t.now - ck->last_tick : 0);
+        }
     }
+    ck->last_tick = t.now;
 }
 
 /* Early probe requests between ticks (mod_bbstatus_wake.c), under the

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "apr_fnmatch.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 #include "http_core.h"
 #include "mod_watchdog.h"
@@ -21,6 +22,7 @@ void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
     c->fast_block = BBS_UNSET;
     c->panic = BBS_UNSET;
     c->retry = BBS_UNSET;
+    c->warmup = BBS_UNSET;
     return c;
 }
 
@@ -38,6 +40,9 @@ void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                  : base->fast_block;
     c->panic = add->panic != BBS_UNSET ? add->panic : base->panic;
     c->retry = add->retry != BBS_UNSET ? add->retry : base->retry;
+    c->warm_floor = add->warmup != BBS_UNSET ? add->warm_floor
+                                             : base->warm_floor;
+    c->warmup = add->warmup != BBS_UNSET ? add->warmup : base->warmup;
     c->fast_interval_set = add->fast_interval_set || base->fast_interval_set;
     c->fast_interval = add->fast_interval_set ? add->fast_interval
                                               : base->fast_interval;
@@ -107,8 +112,14 @@ void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config)
     out->fast_interval = 0;
     out->fast_block = 1;
     out->panic = 1;
+    out->warmup.duration = 0;
+    out->warmup.floor = BBS_WARM_FLOOR_DEFAULT;
     if (!c) {
         return;
+    }
+    if (c->warmup != BBS_UNSET) {
+        out->warmup.duration = c->warmup;
+        out->warmup.floor = c->warm_floor;
     }
     if (c->route) {
         out->rules.route = c->route;
@@ -341,6 +352,36 @@ static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
                           &c->fast_interval);
 }
 
+/* BBStatusWarmup off | DURATION [FLOOR%] */
+static const char *set_warmup(cmd_parms *cmd, void *dconf, const char *arg,
+                              const char *floor)
+{
+    bbs_dir_conf *c = dconf;
+    const char *err;
+    char *end;
+    apr_int64_t pct;
+
+    REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
+    c->warm_floor = BBS_WARM_FLOOR_DEFAULT;
+    if (!strcasecmp(arg, "off") && !floor) {
+        c->warmup = 0;
+        return NULL;
+    }
+    if ((err = parse_duration(cmd, arg, apr_time_from_sec(1),
+                              apr_time_from_sec(3600), &c->warmup))) {
+        return err;
+    }
+    if (floor) {
+        pct = apr_isdigit(*floor) ? apr_strtoi64(floor, &end, 10) : -1;
+        if (pct < 1 || pct > 100 || strcmp(end, "%")) {
+            return bad(cmd, floor, "the floor must be a share such as 5%, "
+                                   "1% to 100%");
+        }
+        c->warm_floor = (unsigned)pct * 10;
+    }
+    return NULL;
+}
+
 static const char *set_flag(cmd_parms *cmd, void *dconf, const char *arg)
 {
     bbs_dir_conf *c = dconf;
@@ -415,143 +456,12 @@ const command_rec bbs_cmds[] = {
                   DIR_CONTEXT,
                   "check interval while a member's pass or fail count is "
                   "running, or off (default off)"),
+    AP_INIT_TAKE12("BBStatusWarmup", set_warmup, NULL, DIR_CONTEXT,
+                   "a member back in rotation takes a share of new requests "
+                   "without a route that grows from FLOOR% (default 5%) to "
+                   "its full share over DURATION while it answers about as "
+                   "fast as its peers, or off (default off)"),
     AP_INIT_TAKE1("BBStatusThreads", set_threads, NULL, RSRC_CONF,
                   "threads that run probes (default 16)"),
     {NULL}
 };
-
-/* ---- one balancer, one set of settings ------------------------------- */
-
-static const char *duration(apr_pool_t *p, apr_interval_time_t t)
-{
-    return t ? apr_psprintf(p, "%" APR_TIME_T_FMT "ms", apr_time_as_msec(t))
-             : "0";
-}
-
-/* The first directive whose value differs, with both values. */
-static const char *differs(apr_pool_t *p, const bbs_settings *a,
-                           const bbs_settings *b, const char **va,
-                           const char **vb)
-{
-    if (!bbs_stateset_same(a->rules.route, b->rules.route)) {
-        *va = bbs_stateset_str(a->rules.route, p);
-        *vb = bbs_stateset_str(b->rules.route, p);
-        return "BBStatusRoute";
-    }
-    if (!bbs_stateset_same(a->rules.standby, b->rules.standby)) {
-        *va = bbs_stateset_str(a->rules.standby, p);
-        *vb = bbs_stateset_str(b->rules.standby, p);
-        return "BBStatusStandby";
-    }
-    if (a->rules.max_body != b->rules.max_body) {
-        *va = apr_psprintf(p, "%" APR_SIZE_T_FMT, a->rules.max_body);
-        *vb = apr_psprintf(p, "%" APR_SIZE_T_FMT, b->rules.max_body);
-        return "BBStatusMaxBody";
-    }
-    if (a->timeout != b->timeout) {
-        *va = duration(p, a->timeout);
-        *vb = duration(p, b->timeout);
-        return "BBStatusTimeout";
-    }
-    if (a->reprobe != b->reprobe) {
-        *va = duration(p, a->reprobe);
-        *vb = duration(p, b->reprobe);
-        return "BBStatusReprobeInterval";
-    }
-    if (a->fast_interval != b->fast_interval) {
-        *va = a->fast_interval ? duration(p, a->fast_interval) : "off";
-        *vb = b->fast_interval ? duration(p, b->fast_interval) : "off";
-        return "BBStatusFastInterval";
-    }
-    if (a->fast_block != b->fast_block) {
-        *va = a->fast_block ? "on" : "off";
-        *vb = b->fast_block ? "on" : "off";
-        return "BBStatusFastBlock";
-    }
-    if (a->panic != b->panic) {
-        *va = a->panic ? "on" : "off";
-        *vb = b->panic ? "on" : "off";
-        return "BBStatusPanic";
-    }
-    return NULL;
-}
-
-static const char *server_desc(apr_pool_t *p, const server_rec *s)
-{
-    if (!s->is_virtual) {
-        return "the main server";
-    }
-    return apr_psprintf(p, "<VirtualHost %s:%u> (%s line %d)",
-                        s->addrs ? s->addrs->virthost : "?",
-                        s->addrs ? (unsigned)s->addrs->host_port : 0,
-                        s->defn_name ? s->defn_name : "?",
-                        s->defn_line_number);
-}
-
-typedef struct {
-    server_rec *s;
-    bbs_settings set;
-} first_seen_t;
-
-typedef struct {
-    apr_pool_t *p;
-    apr_hash_t *seen;   /* by members array */
-    int failed;
-} shared_check_t;
-
-static void check_balancer(server_rec *s, proxy_server_conf *conf,
-                           proxy_balancer *b, void *baton)
-{
-    shared_check_t *c = baton;
-    first_seen_t *first;
-    bbs_settings set;
-    const char *directive, *va = NULL, *vb = NULL;
-    int i, ours = 0;
-
-    (void)conf;
-    for (i = 0; i < b->workers->nelts; ++i) {
-        ours |= bbs_method_is(APR_ARRAY_IDX(b->workers, i, proxy_worker *));
-    }
-    if (!ours || c->failed) {
-        return;
-    }
-    bbs_settings_for(&set, bbs_balancer_dir_config(c->p, s, b));
-    first = apr_hash_get(c->seen, &b->workers, sizeof(b->workers));
-    if (!first) {
-        first = apr_pcalloc(c->p, sizeof(*first));
-        first->s = s;
-        first->set = set;
-        apr_hash_set(c->seen, &b->workers, sizeof(b->workers), first);
-        return;
-    }
-    directive = differs(c->p, &first->set, &set, &va, &vb);
-    if (directive) {
-        c->failed = 1;
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     BBSLOGNO(0060) "%s is one balancer in %s and in %s (the "
-                     "virtual host inherits it, members included), but "
-                     "%s is '%s' in the first and '%s' in the second; a "
-                     "member has one check: set %s the same in both, or "
-                     "once in <Proxy %s>", b->s->name,
-                     server_desc(c->p, first->s), server_desc(c->p, s),
-                     directive, va, vb, directive, b->s->name);
-    }
-}
-
-/* A virtual host's copy of a main-server balancer shares the members
- * (the same workers, so the same flags and the same check); each server
- * may still merge other BBStatus* settings for it. Two answers for one
- * check would flip the member's flags every time, so they are refused. */
-int bbs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                     server_rec *s)
-{
-    shared_check_t c;
-
-    (void)pconf;
-    (void)plog;
-    c.p = ptemp;
-    c.seen = apr_hash_make(ptemp);
-    c.failed = 0;
-    bbs_each_balancer(s, check_balancer, &c);
-    return c.failed ? HTTP_INTERNAL_SERVER_ERROR : OK;
-}

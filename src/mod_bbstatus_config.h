@@ -6,11 +6,13 @@
 #ifndef MOD_BBSTATUS_CONFIG_H
 #define MOD_BBSTATUS_CONFIG_H
 
+#include "bbs_warmup.h"
 #include "mod_bbstatus_private.h"
 
 #define BBS_THREADS_DEFAULT 16
 #define BBS_TIMEOUT_DEFAULT apr_time_from_sec(5)
 #define BBS_REPROBE_DEFAULT apr_time_from_msec(250)
+#define BBS_WARM_FLOOR_DEFAULT 50 /* thousandths: 5% of the full share */
 
 /* Per directory: server config, virtual host and <Proxy balancer://...>
  * sections; the innermost wins. */
@@ -25,6 +27,8 @@ typedef struct {
     int panic;
     int fast_interval_set;
     int retry;                    /* BBStatusRetry; BBS_UNSET: on */
+    apr_interval_time_t warmup;   /* BBStatusWarmup; BBS_UNSET: off */
+    unsigned warm_floor;          /* its floor, thousandths */
 } bbs_dir_conf;
 
 /* Per server process: the thread pool is one for all balancers. */
@@ -40,6 +44,7 @@ typedef struct {
     apr_interval_time_t fast_interval;
     int fast_block;
     int panic;
+    bbs_warmup_conf_t warmup;
 } bbs_settings;
 
 extern const command_rec bbs_cmds[];
@@ -49,9 +54,6 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
 ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
                                           proxy_balancer *b);
 void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config);
-/* Refuses a balancer shared by servers that give it different settings. */
-int bbs_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                     server_rec *s);
 
 /* Calls fn for every balancer of every server; a virtual host's copies of
  * the main server's balancers share their members array and workers. */

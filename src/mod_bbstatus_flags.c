@@ -77,7 +77,8 @@ static void set_worker_flags(proxy_worker *w, unsigned bits, int on)
 }
 
 #define SLOT_STATE (BBS_SLOT_DOWN | BBS_SLOT_FAILED | BBS_SLOT_STANDBY_STATE \
-                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED)
+                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED \
+                    | BBS_SLOT_CHECKED)
 
 static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
                        bbs_member_t *st)
@@ -104,7 +105,8 @@ static apr_uint32_t state_bits(const bbs_member_t *st)
            | (st->standby ? BBS_SLOT_STANDBY_STATE : 0)
            | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_STANDBY : 0)
            | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0)
-           | (st->yielded ? BBS_SLOT_YIELDED : 0);
+           | (st->yielded ? BBS_SLOT_YIELDED : 0)
+           | (st->checked ? BBS_SLOT_CHECKED : 0);
 }
 
 void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
@@ -162,10 +164,13 @@ static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
     bbs_record_t rec;
     bbs_policy_out out;
 
-    if (!bbs_method_is(w)
-        || !(slot = bbs_shm_member(b, w, 0))
-        || !bbs_shm_read(slot, &rec)) {
+    if (!bbs_method_is(w) || !(slot = bbs_shm_member(b, w, 0))) {
         return;
+    }
+    /* a member new to this generation has no record: it waits in standby
+     * for its first check */
+    if (!bbs_shm_read(slot, &rec)) {
+        rec.checks = 0;
     }
     bbs_flags_step(w, slot, baton, rec.checks > 0, NULL, apr_time_now(),
                    &out);

@@ -34,6 +34,28 @@ static json_t *time_or_null(apr_pool_t *p, apr_time_t t)
     return t ? json_string(bbs_view_time(p, t)) : json_null();
 }
 
+/* null while the member is not warming up */
+static json_t *warmup_json(request_rec *r, const bbs_row *row)
+{
+    const char *text = bbs_view_warmup(r->pool, row);
+    const bbs_shm_warm_t *w = &row->warm;
+    json_t *o;
+
+    if (!text) {
+        return json_null();
+    }
+    o = json_object();
+    json_object_set_new(o, BBS_KEY_SHARE, json_real(w->share / 1000.0));
+    json_object_set_new(o, BBS_KEY_SECONDS_LEFT,
+                        json_real(w->duration_ms > w->progress_ms
+                                      ? (w->duration_ms - w->progress_ms)
+                                            / 1000.0
+                                      : 0.0));
+    json_object_set_new(o, BBS_KEY_HELD, json_boolean(w->held));
+    json_object_set_new(o, BBS_KEY_TEXT, json_string(text));
+    return o;
+}
+
 static json_t *member_json(request_rec *r, const bbs_row *row)
 {
     const proxy_worker *w = row->worker;
@@ -86,6 +108,11 @@ static json_t *member_json(request_rec *r, const bbs_row *row)
     json_object_set_new(m, BBS_KEY_FAILURES,
                         json_integer((json_int_t)rec->failures));
     json_object_set_new(m, BBS_KEY_HISTORY, history_json(r, rec));
+    json_object_set_new(m, BBS_KEY_ANSWER_MS,
+                        row->latency_us
+                            ? json_real((double)row->latency_us / 1000.0)
+                            : json_null());
+    json_object_set_new(m, BBS_KEY_WARMUP, warmup_json(r, row));
     return m;
 }
 
@@ -295,6 +322,13 @@ static void decision_changes(request_rec *r, const metric_t *m,
     sample_int(r, m, labels, (apr_int64_t)row->rec.history_len);
 }
 
+static void warmup_share(request_rec *r, const metric_t *m,
+                         const char *labels, const bbs_row *row)
+{
+    ap_rprintf(r, "%s{%s} %.3f\n", m->name, labels,
+               row->warm.share ? row->warm.share / 1000.0 : 1.0);
+}
+
 static void hcinterval(request_rec *r, const metric_t *m,
                        const char *labels, const bbs_row *row)
 {
@@ -330,6 +364,9 @@ static const metric_t metrics[] = {
     {"bbstatus_member_hcinterval_seconds", "gauge",
      "the member's hcinterval: the time between two scheduled checks", 0,
      hcinterval},
+    {"bbstatus_member_warmup_share", "gauge",
+     "share of its full share of new requests without a route the member "
+     "is offered (BBStatusWarmup), 1 when not warming up", 0, warmup_share},
 };
 
 static void send_prometheus(request_rec *r, apr_array_header_t *rows)

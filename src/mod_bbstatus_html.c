@@ -111,12 +111,16 @@ static void html_summary(request_rec *r, apr_array_header_t *rows, int from,
 
 static const char *html_rotation(request_rec *r, const bbs_row *row)
 {
-    if (row->in_rotation_sticky < 0) {
-        return row->in_rotation ? "yes" : "no";
+    const char *warm = bbs_view_warmup(r->pool, row);
+    const char *rot = row->in_rotation ? "yes" : "no";
+
+    if (row->in_rotation_sticky >= 0) {
+        rot = apr_psprintf(r->pool, "%s <span class=\"u\">sticky: %s</span>",
+                           rot, sticky_word(row->in_rotation_sticky));
     }
-    return apr_psprintf(r->pool, "%s <span class=\"u\">sticky: %s</span>",
-                        row->in_rotation ? "yes" : "no",
-                        sticky_word(row->in_rotation_sticky));
+    return warm ? apr_psprintf(r->pool, "%s <span class=\"u\">%s</span>", rot,
+                               esc(r, warm))
+                : rot;
 }
 
 /* Newest first, as small marks whose title carries time and reason, and

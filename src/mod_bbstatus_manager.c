@@ -31,6 +31,7 @@
 
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
+#include "mod_bbstatus_wake.h"
 #include "mod_bbstatus_manager.h"
 
 #define FILTER_NAME "BBS_MANAGER_EDIT"
@@ -53,9 +54,10 @@ typedef struct {
 } settings_t;
 
 typedef struct {
-    char body[BODY_MAX + 1];
+    char body[BODY_MAX + 1];   /* as the administrator's browser sent it */
     apr_size_t len;
-    apr_array_header_t *before; /* settings_t of every BBSTATUS member */
+    int switched;              /* it switches a member to BBSTATUS */
+    apr_array_header_t *before; /* settings_t of every member */
 } edit_t;
 
 static void settings_of(settings_t *out, proxy_worker *w)
@@ -76,32 +78,84 @@ static void settings_of(settings_t *out, proxy_worker *w)
     apr_cpystrn(out->hcexpr, w->s->hcexpr, sizeof(out->hcexpr));
 }
 
+static const char *param(apr_pool_t *p, const char *body, const char *name);
+
+/* The member a submission edits, from its b= and w=. */
+static proxy_worker *edited(request_rec *r, const char *body,
+                            proxy_balancer **bout)
+{
+    proxy_server_conf *conf = ap_get_module_config(r->server->module_config,
+                                                   &proxy_module);
+    const char *bname = param(r->pool, body, "b");
+    const char *wname = param(r->pool, body, "w");
+    proxy_balancer *b;
+
+    if (!conf || !bname || !wname
+        || !(b = ap_proxy_get_balancer(r->pool, conf,
+                                       apr_pstrcat(r->pool, BALANCER_PREFIX,
+                                                   bname, NULL), 0))) {
+        return NULL;
+    }
+    *bout = b;
+    return ap_proxy_get_worker(r->pool, b, conf, wname);
+}
+
+/* A submission that switches a member to BBSTATUS makes it a hot standby
+ * in the same edit, so that no request can choose it before its first
+ * check (balancer-manager applies the form's Hot Standby, Off as shown, in
+ * the same edit: setting the flag before or after would leave a window).
+ * The administrator's own Hot Standby On stays theirs. */
+static const char *standby_on_switch(request_rec *r, edit_t *e)
+{
+    const char *hm = param(r->pool, e->body, "w_hm");
+    const char *h = param(r->pool, e->body, "w_status_H");
+    proxy_balancer *b;
+    proxy_worker *w;
+    char *out, *at;
+
+    if (!hm || strcasecmp(hm, BBS_METHOD_NAME)
+        || (h && !strcmp(h, "1"))
+        || !(w = edited(r, e->body, &b)) || bbs_method_is(w)) {
+        return NULL;
+    }
+    e->switched = 1;
+    out = apr_pstrdup(r->pool, e->body);
+    if ((at = strstr(out, "w_status_H=0"))
+        && (at == out || at[-1] == '&')) {
+        at[sizeof("w_status_H=0") - 2] = '1';
+        return out;
+    }
+    return h ? NULL : apr_pstrcat(r->pool, out, "&w_status_H=1", NULL);
+}
+
 static apr_status_t copy_body(ap_filter_t *f, apr_bucket_brigade *bb,
                               ap_input_mode_t mode, apr_read_type_e block,
                               apr_off_t readbytes)
 {
     edit_t *e = f->ctx;
     apr_status_t rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
-    apr_bucket *b;
+    apr_size_t len = BODY_MAX - e->len;
+    const char *rewritten;
+    int eos;
 
-    if (rv != APR_SUCCESS || mode != AP_MODE_READBYTES) {
+    if (rv != APR_SUCCESS || mode != AP_MODE_READBYTES || e->len) {
         return rv;
     }
-    for (b = APR_BRIGADE_FIRST(bb);
-         b != APR_BRIGADE_SENTINEL(bb) && e->len < BODY_MAX;
-         b = APR_BUCKET_NEXT(b)) {
-        const char *data;
-        apr_size_t n;
-
-        if (APR_BUCKET_IS_METADATA(b)
-            || apr_bucket_read(b, &data, &n, APR_BLOCK_READ) != APR_SUCCESS) {
-            continue;
+    /* balancer-manager reads its form in one call of at most 1024 bytes */
+    eos = !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+    apr_brigade_flatten(bb, e->body, &len);
+    e->len = len;
+    e->body[e->len] = '\0';
+    if ((rewritten = standby_on_switch(f->r, e))
+        && strlen(rewritten) <= BODY_MAX) {
+        apr_brigade_cleanup(bb);
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(
+                                        rewritten, strlen(rewritten),
+                                        f->r->pool, f->c->bucket_alloc));
+        if (eos) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
+                                            f->c->bucket_alloc));
         }
-        if (n > BODY_MAX - e->len) {
-            n = BODY_MAX - e->len;
-        }
-        memcpy(e->body + e->len, data, n);
-        e->len += n;
     }
     return APR_SUCCESS;
 }
@@ -124,10 +178,8 @@ static void insert_filter(request_rec *r)
         proxy_balancer *b = &APR_ARRAY_IDX(conf->balancers, i,
                                            proxy_balancer);
         for (k = 0; k < b->workers->nelts; ++k) {
-            proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
-            if (bbs_method_is(w)) {
-                settings_of(apr_array_push(e->before), w);
-            }
+            settings_of(apr_array_push(e->before),
+                        APR_ARRAY_IDX(b->workers, k, proxy_worker *));
         }
     }
     ap_add_input_filter(FILTER_NAME, e, r, r->connection);
@@ -166,6 +218,30 @@ static const settings_t *before_of(const edit_t *e, const proxy_worker *w)
     return NULL;
 }
 
+/* A member switched to BBSTATUS gets no request before its first check:
+ * the edit made it a hot standby (standby_on_switch), which is the
+ * module's from here, and it is checked at once, not at the checker's
+ * next tick. */
+static void switched_to_bbstatus(request_rec *r, proxy_balancer *b,
+                                 proxy_worker *w)
+{
+    bbs_slot_t *slot = bbs_shm_member(b, w, 1);
+
+    if (!slot) {
+        return; /* no record: the checker says why (BBS0061) */
+    }
+    /* the Stby the edit set is the module's, to clear at the first check
+     * that routes */
+    bbs_shm_flag(slot, BBS_SLOT_STANDBY, BBS_FLAG_SET);
+    if (bbs_shm_request_probe(slot)) {
+        bbs_wake_signal();
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, BBSLOGNO(0104)
+                  "%s member %s: switched to BBSTATUS in balancer-manager; "
+                  "a hot standby until its first check, made at once",
+                  b->s->name, bbs_wname(w));
+}
+
 static void confirm(request_rec *r, edit_t *e)
 {
     proxy_server_conf *conf;
@@ -195,6 +271,10 @@ static void confirm(request_rec *r, edit_t *e)
         return;
     }
     settings_of(&after, w);
+    if (e->switched && bbs_method_is(w)) {
+        switched_to_bbstatus(r, b, w);
+        return;
+    }
     if (memcmp(&after, before, sizeof(after))
         || !PROXY_WORKER_IS_STANDBY(w)
         || !(slot = bbs_shm_member(b, w, 0))

@@ -34,6 +34,7 @@
 #include "apr_thread_proc.h"
 
 #include "bbs_seqlock.h"
+#include "bbs_warmup.h"
 #include "mod_bbstatus_config.h"
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
@@ -59,6 +60,18 @@ struct bbs_slot_t {
     volatile apr_uint32_t reprobe;
     volatile apr_uint32_t flags; /* BBS_SLOT_* */
     volatile apr_uint32_t gen;   /* of the module's flags, see bbs_shm_gen */
+    /* BBStatusWarmup: the member's answer time, written by the children
+     * that proxy its requests; its ramp, written by the checker */
+    volatile apr_uint32_t latency_us;
+    volatile apr_uint32_t warm_share;       /* 0: not warming */
+    volatile apr_uint32_t warm_progress_ms;
+    volatile apr_uint32_t warm_start_s;     /* Unix time it came back */
+    volatile apr_uint32_t warm_duration_ms; /* the ramp's BBStatusWarmup */
+    volatile apr_uint32_t warm_held;        /* answers too slow: held */
+    volatile apr_uint32_t routed;           /* requests it served, ever */
+    volatile apr_uint32_t routed_seen;      /* ... as the checker saw last */
+    volatile apr_uint32_t warm_budget;      /* requests it may take until
+                                               the checker's next tick */
     apr_uint32_t hash;
     char key[KEY_LEN];
     bbs_record_t rec;
@@ -198,6 +211,99 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot)
            && apr_atomic_xchg32(&slot->reprobe, 0) != 0;
 }
 
+apr_uint32_t bbs_shm_latency(bbs_slot_t *slot)
+{
+    return apr_atomic_read32(&slot->latency_us);
+}
+
+void bbs_shm_note_latency(bbs_slot_t *slot, apr_uint32_t sample_us)
+{
+    int tries;
+
+    /* a few tries: under contention a lost sample of an average costs
+     * nothing, a request spinning here would */
+    for (tries = 0; tries < 4; ++tries) {
+        apr_uint32_t old = apr_atomic_read32(&slot->latency_us);
+
+        if (apr_atomic_cas32(&slot->latency_us,
+                             bbs_warmup_ewma(old, sample_us), old) == old) {
+            return;
+        }
+    }
+}
+
+void bbs_shm_count_routed(bbs_slot_t *slot)
+{
+    apr_atomic_inc32(&slot->routed);
+}
+
+apr_uint32_t bbs_shm_routed_since(bbs_slot_t *slot)
+{
+    apr_uint32_t now = apr_atomic_read32(&slot->routed);
+
+    /* unsigned arithmetic: the counter may wrap */
+    return now - apr_atomic_xchg32(&slot->routed_seen, now);
+}
+
+void bbs_shm_set_warm_budget(bbs_slot_t *slot, apr_uint32_t n)
+{
+    apr_atomic_set32(&slot->warm_budget, n);
+}
+
+apr_uint32_t bbs_shm_warm_budget(bbs_slot_t *slot)
+{
+    return apr_atomic_read32(&slot->warm_budget);
+}
+
+int bbs_shm_take_warm_budget(bbs_slot_t *slot)
+{
+    int tries;
+
+    for (tries = 0; tries < 8; ++tries) {
+        apr_uint32_t left = apr_atomic_read32(&slot->warm_budget);
+
+        if (!left) {
+            return 0;
+        }
+        if (apr_atomic_cas32(&slot->warm_budget, left - 1, left) == left) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void bbs_shm_forget_latency(bbs_slot_t *slot)
+{
+    apr_atomic_set32(&slot->latency_us, 0);
+}
+
+void bbs_shm_warm(bbs_slot_t *slot, bbs_shm_warm_t *out)
+{
+    out->share = apr_atomic_read32(&slot->warm_share);
+    out->progress_ms = apr_atomic_read32(&slot->warm_progress_ms);
+    out->start_s = apr_atomic_read32(&slot->warm_start_s);
+    out->duration_ms = apr_atomic_read32(&slot->warm_duration_ms);
+    out->held = apr_atomic_read32(&slot->warm_held);
+}
+
+unsigned bbs_shm_warm_share(bbs_slot_t *slot)
+{
+    apr_uint32_t share = apr_atomic_read32(&slot->warm_share);
+
+    return share ? share : BBS_SHARE_FULL;
+}
+
+void bbs_shm_set_warm(bbs_slot_t *slot, const bbs_shm_warm_t *w)
+{
+    /* one writer, the checker; readers take each field as it is, and a
+     * share read with the previous progress is as good as the next */
+    apr_atomic_set32(&slot->warm_start_s, w->start_s);
+    apr_atomic_set32(&slot->warm_duration_ms, w->duration_ms);
+    apr_atomic_set32(&slot->warm_held, w->held);
+    apr_atomic_set32(&slot->warm_progress_ms, w->progress_ms);
+    apr_atomic_set32(&slot->warm_share, w->share);
+}
+
 apr_uint32_t bbs_shm_flags(bbs_slot_t *slot)
 {
     return apr_atomic_read32(&slot->flags);
@@ -301,6 +407,13 @@ static void claim_member(proxy_balancer *b, proxy_worker *w, void *baton)
         n->flags = apr_atomic_read32(&o->flags);
         n->gen = apr_atomic_read32(&o->gen);
         n->reprobe = apr_atomic_read32(&o->reprobe);
+        /* a ramp goes on across a graceful restart where it was */
+        n->latency_us = apr_atomic_read32(&o->latency_us);
+        n->warm_share = apr_atomic_read32(&o->warm_share);
+        n->warm_progress_ms = apr_atomic_read32(&o->warm_progress_ms);
+        n->warm_start_s = apr_atomic_read32(&o->warm_start_s);
+        n->warm_duration_ms = apr_atomic_read32(&o->warm_duration_ms);
+        n->warm_held = apr_atomic_read32(&o->warm_held);
     }
 }
 

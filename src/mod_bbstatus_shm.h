@@ -69,6 +69,7 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 #define BBS_SLOT_HCFL 0x40    /* HcFl set here */
 #define BBS_SLOT_ADMIN_STBY 0x80 /* balancer-manager gave Stby to the admin */
 #define BBS_SLOT_YIELDED 0x100 /* an admin took the module's Stby off */
+#define BBS_SLOT_CHECKED 0x200 /* the member has been checked */
 #define BBS_FLAG_GET (-1)
 #define BBS_FLAG_CLEAR 0
 #define BBS_FLAG_SET 1
@@ -82,6 +83,39 @@ void bbs_shm_set_flags(bbs_slot_t *slot, apr_uint32_t mask,
  * (0: none yet). */
 apr_uint32_t bbs_shm_gen(bbs_slot_t *slot);
 void bbs_shm_set_gen(bbs_slot_t *slot, apr_uint32_t gen);
+
+/* BBStatusWarmup: the member's answer time (a running average, 0: none
+ * yet), fed by the requests proxied to it. */
+apr_uint32_t bbs_shm_latency(bbs_slot_t *slot);
+void bbs_shm_note_latency(bbs_slot_t *slot, apr_uint32_t sample_us);
+/* A node back from a restart is another process: its old answer time
+ * says nothing of how it answers now. */
+void bbs_shm_forget_latency(bbs_slot_t *slot);
+/* Requests proxied to the member (BBStatusWarmup counts them), and how
+ * many since the checker last asked (the checker alone asks). */
+void bbs_shm_count_routed(bbs_slot_t *slot);
+apr_uint32_t bbs_shm_routed_since(bbs_slot_t *slot);
+/* How many requests a warming member may still be given before the
+ * checker's next tick: lbmethods that choose the least loaded member
+ * (bytraffic) would otherwise make up at once for what the ramp held
+ * back. take: 1 and one less, or 0 when none is left (a member given a
+ * request as its budget ran out goes on; the next tick sets it anew). */
+void bbs_shm_set_warm_budget(bbs_slot_t *slot, apr_uint32_t n);
+apr_uint32_t bbs_shm_warm_budget(bbs_slot_t *slot);
+int bbs_shm_take_warm_budget(bbs_slot_t *slot);
+/* Its ramp: share in thousandths of its full share (0: not warming), ramp
+ * time done, when it came back. */
+typedef struct {
+    apr_uint32_t share;
+    apr_uint32_t progress_ms;
+    apr_uint32_t start_s;
+    apr_uint32_t duration_ms;
+    apr_uint32_t held;       /* its answers hold the ramp back */
+} bbs_shm_warm_t;
+void bbs_shm_warm(bbs_slot_t *slot, bbs_shm_warm_t *out);
+void bbs_shm_set_warm(bbs_slot_t *slot, const bbs_shm_warm_t *w);
+/* The share a request may give it now: BBS_SHARE_FULL when not warming. */
+unsigned bbs_shm_warm_share(bbs_slot_t *slot);
 
 /* FNV-1a of a string: slot placement and spreading first checks. */
 apr_uint32_t bbs_hash(const char *s);

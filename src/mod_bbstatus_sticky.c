@@ -88,8 +88,8 @@ int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w)
 #define BBS_ROUTE_IN_QUERY 1
 #endif
 
-static const char *session_route(request_rec *r, const proxy_balancer *b,
-                                 const char *url, const char **sticky)
+const char *bbs_sticky_route(request_rec *r, const proxy_balancer *b,
+                             const char *url, const char **sticky)
 {
     bbs_route_in_t in;
 
@@ -183,7 +183,7 @@ int bbs_sticky_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     if (!*b->s->sticky || b->s->sticky_force) {
         return DECLINED;
     }
-    if (!(route = session_route(r, b, *url, &sticky))
+    if (!(route = bbs_sticky_route(r, b, *url, &sticky))
         || !(target = standby_target(r, b, conf, route))) {
         return DECLINED;
     }

@@ -12,6 +12,7 @@
 #include "http_main.h"
 
 #include "bbs_policy.h"
+#include "bbs_warmup.h"
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_shm.h"
 #include "mod_bbstatus_probe.h"
@@ -106,6 +107,10 @@ static void collect_server(request_rec *r, server_rec *s,
                 if (slot && bbs_shm_read(slot, &row->rec)) {
                     row->has_record = 1;
                 }
+                if (slot) {
+                    bbs_shm_warm(slot, &row->warm);
+                    row->latency_us = bbs_shm_latency(slot);
+                }
             }
         }
     }
@@ -188,4 +193,25 @@ const char *bbs_view_reason(const bbs_row *row)
     return bbs_view_checked(row) ? row->rec.reason
            : row->has_record     ? "not checked yet"
                                  : "no record";
+}
+
+const char *bbs_view_warmup(apr_pool_t *p, const bbs_row *row)
+{
+    const bbs_shm_warm_t *w = &row->warm;
+    apr_uint32_t left_ms;
+
+    if (!w->share || !row->ours) {
+        return NULL;
+    }
+    if (w->held) {
+        return apr_psprintf(p, "warming, held at %u%% of its share: its "
+                            "answers are more than %u times slower than "
+                            "its peers'", w->share / 10,
+                            BBS_WARM_SLOW_RATIO);
+    }
+    left_ms = w->duration_ms > w->progress_ms
+                  ? w->duration_ms - w->progress_ms
+                  : 0;
+    return apr_psprintf(p, "warming, %u%% of its share, %u s left",
+                        w->share / 10, (left_ms + 999) / 1000);
 }

@@ -24,6 +24,8 @@ typedef struct {
     const char *flags; /* balancer-manager's words */
     const char *probe_url;
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
+    bbs_shm_warm_t warm; /* BBStatusWarmup: share 0 when not warming */
+    apr_uint32_t latency_us; /* answer time the ramp compares, 0: none */
 } bbs_row;
 
 /* Every member of every balancer of r's virtual host, in order, as
@@ -47,6 +49,9 @@ int bbs_view_checked(const bbs_row *row);
 const char *bbs_view_state(const bbs_row *row);
 /* Why the member is where it is, as every output words it. */
 const char *bbs_view_reason(const bbs_row *row);
+/* "warming, 40% of its share, 12 s left" (or why it is held); NULL when
+ * the member is not warming up. */
+const char *bbs_view_warmup(apr_pool_t *p, const bbs_row *row);
 /* RFC 3339 in UTC with milliseconds, as every format shows times. */
 const char *bbs_view_time(apr_pool_t *p, apr_time_t t);
 

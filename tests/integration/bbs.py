@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 
-from httpd import DIAG, free_port, wait_until
+from httpd import DIAG, wait_until
 
 BB = "balancer://bb"
 
@@ -110,26 +110,6 @@ def config(members, head="", section=""):
     """One balancer bb with ``members`` ((url, params) pairs), the
     diagnostics, then the catch-all ProxyPass."""
     return site(balancer(BB, members, section), head=head)
-
-
-def first_check_ms(name, interval_ms):
-    """When (ms after the checker first sees it) a member's first check
-    comes: first checks are spread over the first hcinterval by an FNV-1a
-    hash of the member name."""
-    h = 2166136261
-    for c in name.encode():
-        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
-    return h % interval_ms
-
-
-def port_first_checked(lo_ms, hi_ms, interval_ms):
-    """A free port whose member's first check falls in [lo_ms, hi_ms)."""
-    for _ in range(20000):
-        port = free_port()
-        if lo_ms <= first_check_ms(member_url(port), interval_ms) < hi_ms:
-            return port
-    raise AssertionError(f"no free port with a first check in "
-                         f"[{lo_ms}, {hi_ms}) ms of {interval_ms} ms")
 
 
 # mod_ssl at start-up when this system's OpenSSL is older than the one

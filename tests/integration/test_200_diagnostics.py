@@ -17,9 +17,9 @@ import urllib.parse
 
 import pytest
 
-from httpd import MPMS, wait_until
+from httpd import MPMS, free_port, wait_until
 from bbs import (BB, brief, config, deadline_for, find_member, get_json,
-                 member_url, murl, params, port_first_checked, raw_http, site,
+                 member_url, murl, params, raw_http, site,
                  wait_member)
 
 LATER = "balancer://later"
@@ -222,9 +222,9 @@ def wait_scenario(h, urls, deadline):
 
 def test_json_document(env):
     start_nodes, make = env
-    # the member of balancer://later is first checked 20..29 s after the
-    # checker starts: long after this test is over
-    late_port = port_first_checked(20000, 29000, 30000)
+    # the member of balancer://later is Stopped by the administrator: it
+    # is not checked, so it shows as before a first check
+    late_port = free_port()
     nodes = start_nodes([("r", "bitbucket", "RUNNING"),
                          ("s", "bitbucket", "STOPPING"),
                          ("g", "bitbucket", "RUNNING"),
@@ -236,7 +236,7 @@ def test_json_document(env):
               (nodes.port("s"), params("1", 2, 2)),
               (nodes.port("g"), "hcmethod=GET hcinterval=1 hcuri=/status")]),
         (LATER, [(late_port, "hcmethod=BBSTATUS hcinterval=30 hcpasses=2 "
-                             "hcfails=2")])))
+                             "hcfails=2 status=+S")])))
 
     # before its first check
     doc = get_json(h)
@@ -658,8 +658,8 @@ def test_history_of_changes(env):
 
 def test_handler_starts_no_probe(env):
     start_nodes, make = env
-    # first check 0.3..1.5 s after the checker starts, the next 30 s later
-    port = port_first_checked(300, 1500, 30000)
+    # first check at once, the next 15..30 s later
+    port = free_port()
     nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
     a = member_url(port)
     h = make()
@@ -737,12 +737,12 @@ def _same_everywhere(out):
 
 def test_unchecked_member_reads_the_same_in_every_output(env):
     start_nodes, make = env
-    # the first check comes late in a 20 s hcinterval
-    port = port_first_checked(15000, 19000, 20000)
-    nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
-    a = murl(nodes, "a")
+    # Stopped by the administrator: not checked, as before a first check
+    nodes = start_nodes([("a", "bitbucket", "RUNNING"),
+                         ("b", "bitbucket", "RUNNING")])
+    a, b = murl(nodes, "a"), murl(nodes, "b")
     h = make()
-    h.start(config([(a, params("20"))]))
+    h.start(config([(a, params("20", extra="status=+S")), (b, params("20"))]))
     decision, reason = _same_everywhere(_five_outputs(h, a))
     assert decision == "pending", (decision, reason)
 

@@ -563,7 +563,7 @@ def test_html_state_is_escaped_everywhere(env):
     state_lines = [ln for ln in mine if ln.startswith("bbstatus_member_state{")]
     assert state_lines == [
         f'bbstatus_member_state{{balancer="{c.balancer}",member="{member}",'
-        f'state="<b>x</b>??[31m"}} 1'], state_lines
+        f'vhost="127.0.0.1",state="<b>x</b>??[31m"}} 1'], state_lines
 
     # server-status ?auto: one line per member
     status, _, body = env.h.get("/server-status?auto")

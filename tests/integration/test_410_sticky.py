@@ -272,10 +272,10 @@ def test_sticky_rotation_in_every_output(env):
     text = body.decode()
     for u, v in ((u1, 1), (u2, 0)):
         line = (f'bbstatus_member_in_rotation_sticky{{balancer="{BB}",'
-                f'member="{u}"}} {v}')
+                f'member="{u}",vhost="127.0.0.1"}} {v}')
         assert line in text.splitlines(), text
-    assert f'bbstatus_member_in_rotation_sticky{{balancer="{BB}",member="{u3}"}}' \
-        not in text, text
+    assert (f'bbstatus_member_in_rotation_sticky{{balancer="{BB}",'
+            f'member="{u3}",') not in text, text
 
     status, _, body = h.get("/server-status?auto")
     assert status == 200

@@ -24,6 +24,7 @@ TCase *accept_test_case(void);
 TCase *route_test_case(void);
 TCase *head_test_case(void);
 TCase *url_test_case(void);
+TCase *warmup_test_case(void);
 TCase *seqlock_test_case(void);
 TCase *lease_test_case(void);
 TCase *retry_test_case(void);

@@ -40,6 +40,7 @@ int main(int argc, char **argv)
     suite_add_tcase(s, route_test_case());
     suite_add_tcase(s, head_test_case());
     suite_add_tcase(s, url_test_case());
+    suite_add_tcase(s, warmup_test_case());
     suite_add_tcase(s, seqlock_test_case());
     suite_add_tcase(s, lease_test_case());
     suite_add_tcase(s, retry_test_case());

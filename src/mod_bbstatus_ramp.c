@@ -1,0 +1,178 @@
+/* Copyright 2026 the mod_bbstatus authors
+ * Licensed under the Apache License, Version 2.0; see LICENSE.
+ */
+/*
+ * BBStatusWarmup, run by the checker: a member whose decision turns route
+ * after block or standby starts a ramp in its slot; every tick the ramp
+ * moves by the rules of bbs_warmup.c, from the answer times the request
+ * path folds into the slots (mod_bbstatus_warmup.c). The slot holds the
+ * ramp, so a checker taking over, and a graceful restart (the records
+ * carry it), go on where it was.
+ */
+#include <string.h>
+
+#include "apr_strings.h"
+
+#include "bbs_policy.h"
+#include "bbs_warmup.h"
+#include "mod_bbstatus_method.h"
+#include "mod_bbstatus_ramp.h"
+
+/* members compared at most; a balancer has a handful */
+#define PEERS_MAX 64
+
+void bbs_ramp_forget(bbs_slot_t *slot)
+{
+    bbs_shm_warm_t warm;
+
+    if (bbs_shm_warm_share(slot) < BBS_SHARE_FULL) {
+        memset(&warm, 0, sizeof(warm));
+        bbs_shm_set_warm(slot, &warm);
+    }
+}
+
+void bbs_ramp_note(server_rec *s, const proxy_balancer *b,
+                   const proxy_worker *w, bbs_slot_t *slot,
+                   const bbs_settings *set, int before, int after,
+                   apr_time_t now)
+{
+    bbs_shm_warm_t warm;
+
+    if (after == BBS_DEC_ROUTE && set->warmup.duration
+        && (before == BBS_DEC_BLOCK || before == BBS_DEC_STANDBY)) {
+        warm.share = set->warmup.floor ? set->warmup.floor : 1;
+        warm.progress_ms = 0;
+        warm.start_s = (apr_uint32_t)apr_time_sec(now);
+        warm.duration_ms = (apr_uint32_t)apr_time_as_msec(
+            set->warmup.duration);
+        warm.held = 0;
+        bbs_shm_forget_latency(slot);
+        bbs_shm_set_warm(slot, &warm);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, BBSLOGNO(0100)
+                     "%s member %s: back in rotation, warming up from "
+                     "%u%% of its share over %" APR_TIME_T_FMT " s "
+                     "(BBStatusWarmup)", b->s->name, bbs_wname(w),
+                     warm.share / 10, apr_time_sec(set->warmup.duration));
+    }
+    else if (after != BBS_DEC_ROUTE) {
+        bbs_ramp_forget(slot);
+    }
+}
+
+/* The answer time of the members in rotation and not warming. */
+static apr_uint32_t peers_us(proxy_balancer *b, const proxy_worker *me)
+{
+    apr_uint32_t us[PEERS_MAX];
+    int i, n = 0;
+
+    for (i = 0; i < b->workers->nelts && n < PEERS_MAX; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        bbs_slot_t *slot;
+
+        if (w == me || !PROXY_WORKER_IS_USABLE(w)
+            || PROXY_WORKER_IS_STANDBY(w) || !bbs_method_is(w)
+            || !(slot = bbs_shm_member(b, w, 0))
+            || bbs_shm_warm_share(slot) < BBS_SHARE_FULL) {
+            continue;
+        }
+        us[n++] = bbs_shm_latency(slot);
+    }
+    return bbs_warmup_median(us, n);
+}
+
+static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
+                        bbs_slot_t *slot, const bbs_settings *set,
+                        apr_time_t now, apr_interval_time_t dt)
+{
+    bbs_shm_warm_t warm;
+    bbs_warmup_in_t in;
+    bbs_warmup_out_t out;
+
+    bbs_shm_warm(slot, &warm);
+    if (!warm.share) {
+        return;
+    }
+    in.progress = apr_time_from_msec(warm.progress_ms);
+    in.elapsed = now - apr_time_from_sec(warm.start_s);
+    in.dt = dt;
+    in.member_us = bbs_shm_latency(slot);
+    in.peers_us = peers_us(b, w);
+    bbs_warmup_step(&set->warmup, &in, &out);
+    if (out.state == BBS_WARM_DONE || out.state == BBS_WARM_GAVE_UP) {
+        memset(&warm, 0, sizeof(warm));
+        bbs_shm_set_warm(slot, &warm);
+        if (out.state == BBS_WARM_DONE) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, BBSLOGNO(0101)
+                         "%s member %s: warmed up, full share",
+                         b->s->name, bbs_wname(w));
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, BBSLOGNO(0102)
+                         "%s member %s: still answers in %u ms where its "
+                         "peers take %u ms, %d warm-up periods after it "
+                         "came back; it gets its full share now",
+                         b->s->name, bbs_wname(w), in.member_us / 1000,
+                         in.peers_us / 1000, BBS_WARM_GIVE_UP);
+        }
+        return;
+    }
+    warm.share = out.share ? out.share : 1;
+    warm.progress_ms = (apr_uint32_t)apr_time_as_msec(out.progress);
+    warm.duration_ms = (apr_uint32_t)apr_time_as_msec(set->warmup.duration);
+    warm.held = out.state == BBS_WARM_HELD;
+    bbs_shm_set_warm(slot, &warm);
+}
+
+/* Requests the balancer's members served since the last tick, and the
+ * sum of the usable members' lbfactors. */
+static apr_uint32_t routed_since(proxy_balancer *b, apr_uint64_t *lbfactors)
+{
+    apr_uint32_t n = 0;
+    int i;
+
+    *lbfactors = 0;
+    for (i = 0; i < b->workers->nelts; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        bbs_slot_t *slot;
+
+        if (PROXY_WORKER_IS_USABLE(w)) {
+            *lbfactors += (apr_uint64_t)(w->s->lbfactor > 0 ? w->s->lbfactor
+                                                             : 1);
+        }
+        if (bbs_method_is(w) && (slot = bbs_shm_member(b, w, 0))) {
+            n += bbs_shm_routed_since(slot);
+        }
+    }
+    return n;
+}
+
+void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings *set,
+                   apr_time_t now, apr_interval_time_t dt)
+{
+    apr_uint64_t lbfactors;
+    apr_uint32_t routed = routed_since(b, &lbfactors);
+    int i;
+
+    for (i = 0; i < b->workers->nelts; ++i) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        bbs_slot_t *slot;
+
+        if (bbs_method_is(w) && (slot = bbs_shm_member(b, w, 0))) {
+            tick_member(s, b, w, slot, set, now, dt);
+            if (bbs_shm_warm_share(slot) < BBS_SHARE_FULL) {
+                /* its share of what the balancer served last tick, and
+                 * one more so a quiet balancer still gives it requests */
+                apr_uint64_t fair = lbfactors ? (apr_uint64_t)routed
+                                                    * (w->s->lbfactor > 0
+                                                           ? w->s->lbfactor
+                                                           : 1)
+                                                    / lbfactors
+                                              : 0;
+                bbs_shm_set_warm_budget(
+                    slot, (apr_uint32_t)(fair * bbs_shm_warm_share(slot)
+                                         / BBS_SHARE_FULL)
+                              + 1);
+            }
+        }
+    }
+}
