@@ -141,6 +141,7 @@ typedef struct {
     volatile apr_uint32_t seq;
     apr_uint32_t rec[WORDS];
     volatile apr_uint32_t writers_left;
+    volatile apr_uint32_t readers_started;
     apr_uint32_t torn, whole;
 } shared_t;
 
@@ -149,6 +150,11 @@ static void *APR_THREAD_FUNC writer(apr_thread_t *t, void *data)
     shared_t *sh = data;
     apr_uint32_t buf[WORDS], i, k;
 
+    /* on a busy machine the writers could be done before a reader ran:
+     * they start once both readers read */
+    while (apr_atomic_read32(&sh->readers_started) < 2) {
+        apr_thread_yield();
+    }
     for (i = 1; i <= WRITES; ++i) {
         for (k = 0; k < WORDS; ++k) {
             buf[k] = i;
@@ -166,15 +172,20 @@ static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *data)
 {
     shared_t *sh = data;
     apr_uint32_t copy[WORDS], k;
+    int last;
 
-    while (apr_atomic_read32(&sh->writers_left)) {
+    apr_atomic_inc32(&sh->readers_started);
+    /* one read more once the writers are done: a reader the scheduler
+     * kept off the CPU until then still checks a whole copy */
+    do {
+        last = !apr_atomic_read32(&sh->writers_left);
         if (!bbs_seqlock_read(&sh->seq, copy, sh->rec, sizeof(copy), 1000)) {
             continue;
         }
         for (k = 1; k < WORDS && copy[k] == copy[0]; ++k) {
         }
         apr_atomic_inc32(k < WORDS ? &sh->torn : &sh->whole);
-    }
+    } while (!last);
     apr_thread_exit(t, APR_SUCCESS);
     return NULL;
 }
