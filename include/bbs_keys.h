@@ -2,8 +2,10 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * Names shared by the parser, the diagnostics output and the tests, so the
- * three cannot drift apart.
+ * Names shared by the parser, the diagnostics output and the tests: the
+ * unit tests include this header, and the integration suite reads the
+ * JSON keys and decision words from it
+ * (test_json_keys_and_decisions_are_the_headers), so none can drift.
  */
 #ifndef BBS_KEYS_H
 #define BBS_KEYS_H

@@ -32,12 +32,12 @@ typedef enum {
 #define BBS_WF_ERROR 0x4  /* in error (Err): mod_proxy's, cleared on
                              recovery as mod_proxy_hcheck does */
 
-/* bbs_policy_in.verdict when no check ran: the flags are re-applied from
+/* bbs_policy_in_t.verdict when no check ran: the flags are re-applied from
  * what the member's state already says (a new generation, a new panic
  * judgement, a balancer-manager edit). */
 #define BBS_NO_CHECK (-1)
 
-typedef struct bbs_member_t {
+typedef struct bbs_member_state_t {
     int pcount;          /* consecutive passes while out */
     int fcount;          /* consecutive fails while in */
     int down;            /* the checks say out, panic or not */
@@ -48,9 +48,9 @@ typedef struct bbs_member_t {
     int yielded;         /* an administrator took the module's Stby off:
                             not set again while the standby state lasts */
     apr_uint32_t gen;    /* configuration generation `owned` belongs to */
-} bbs_member_t;
+} bbs_member_state_t;
 
-typedef struct bbs_policy_in {
+typedef struct bbs_policy_in_t {
     int verdict;         /* bbs_verdict_e, or BBS_NO_CHECK */
     int standby;         /* the check's state is a standby state */
     int passes;          /* hcpasses */
@@ -62,7 +62,7 @@ typedef struct bbs_policy_in {
     unsigned admin;      /* BBS_WF_STBY when the administrator claims it:
                             set by the configuration or in balancer-manager */
     apr_uint32_t gen;    /* the generation the caller runs in */
-} bbs_policy_in;
+} bbs_policy_in_t;
 
 /* Why a check's verdict did not (yet) change where the member is: it
  * passed but the member stays out until hcpasses checks in a row pass, or
@@ -73,30 +73,30 @@ typedef enum {
     BBS_HELD_FAILS
 } bbs_held_e;
 
-typedef struct bbs_policy_out {
-    bbs_member_t next;
+typedef struct bbs_policy_out_t {
+    bbs_member_state_t next;
     unsigned set;        /* BBS_WF_* to set on the worker */
     unsigned clear;      /* BBS_WF_* to clear on the worker */
     int error_time;      /* stamp the worker's error_time */
-    int decision;        /* bbs_decision_e: the one decision, recorded
+    bbs_decision_e decision; /* the one decision, recorded
                             and shown as it is */
     bbs_held_e held;
     int held_count;      /* checks in a row so far ... */
     int held_need;       /* ... of these (hcpasses or hcfails) */
-} bbs_policy_out;
+} bbs_policy_out_t;
 
-void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
-                     bbs_policy_out *out);
+void bbs_policy_step(const bbs_member_state_t *prev, const bbs_policy_in_t *in,
+                     bbs_policy_out_t *out);
 
 /* The reason that explains out's decision, into buf: the check's own
  * reason (verdict_reason), after how many checks in a row are still
  * needed when the rules hold the member where it was. */
-void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out *out,
+void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out_t *out,
                        const char *verdict_reason);
 
 /* The decision a member's state shows. */
-int bbs_policy_decision(const bbs_member_t *m, int panic);
-const char *bbs_decision_name(int decision);
+bbs_decision_e bbs_policy_decision(const bbs_member_state_t *m, int panic);
+const char *bbs_decision_name(bbs_decision_e decision);
 
 /* One member of a balancer as the panic judgement sees it. */
 typedef struct bbs_panic_member_t {

@@ -26,15 +26,15 @@
 #include "bbs_policy.h"
 #include "bbs_decide.h"
 
-static void held(bbs_policy_out *out, bbs_held_e why, int so_far, int need)
+static void held(bbs_policy_out_t *out, bbs_held_e why, int so_far, int need)
 {
     out->held = why;
     out->held_count = so_far;
     out->held_need = need;
 }
 
-static void count(bbs_member_t *n, const bbs_policy_in *in,
-                  bbs_policy_out *out)
+static void count(bbs_member_state_t *n, const bbs_policy_in_t *in,
+                  bbs_policy_out_t *out)
 {
     int passes = in->passes > 0 ? in->passes : 1;
     int fails = in->fails > 0 ? in->fails : 1;
@@ -82,10 +82,10 @@ static void count(bbs_member_t *n, const bbs_policy_in *in,
     n->failed = in->verdict == BBS_FAIL;
 }
 
-void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
-                     bbs_policy_out *out)
+void bbs_policy_step(const bbs_member_state_t *prev, const bbs_policy_in_t *in,
+                     bbs_policy_out_t *out)
 {
-    bbs_member_t n = *prev;
+    bbs_member_state_t n = *prev;
     unsigned owned;
     int want_hcfl, want_stby;
 
@@ -154,7 +154,7 @@ void bbs_policy_step(const bbs_member_t *prev, const bbs_policy_in *in,
     out->decision = bbs_policy_decision(&n, in->panic);
 }
 
-void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out *out,
+void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out_t *out,
                        const char *verdict_reason)
 {
     switch (out->held) {
@@ -173,7 +173,7 @@ void bbs_policy_reason(char *buf, apr_size_t len, const bbs_policy_out *out,
     }
 }
 
-int bbs_policy_decision(const bbs_member_t *m, int panic)
+bbs_decision_e bbs_policy_decision(const bbs_member_state_t *m, int panic)
 {
     if (!m->checked) {
         return BBS_DEC_PENDING;
@@ -184,7 +184,7 @@ int bbs_policy_decision(const bbs_member_t *m, int panic)
     return m->standby ? BBS_DEC_STANDBY : BBS_DEC_ROUTE;
 }
 
-const char *bbs_decision_name(int d)
+const char *bbs_decision_name(bbs_decision_e d)
 {
     switch (d) {
     case BBS_DEC_ROUTE:
@@ -195,6 +195,8 @@ const char *bbs_decision_name(int d)
         return BBS_DECISION_STANDBY;
     case BBS_DEC_PANIC:
         return BBS_DECISION_PANIC;
+    case BBS_DEC_PENDING:
+        break;
     }
     return BBS_DECISION_PENDING;
 }

@@ -47,7 +47,7 @@ typedef struct {
     proxy_balancer *b;
     server_rec *s;
     ap_conf_vector_t *dir_config; /* what requests to the balancer get */
-    bbs_settings set;
+    bbs_settings_t set;
     apr_array_header_t *members; /* member_t *, BBSTATUS or not */
     volatile apr_uint32_t panic;
     volatile apr_uint32_t checked; /* a check ended since the last judge */
@@ -116,7 +116,7 @@ static apr_interval_time_t next_interval(const member_t *m)
     return iv - apr_time_from_msec(bbs_hash(bbs_wname(m->w)) % half_ms);
 }
 
-static void record_of(const member_t *m, bbs_record_of *of)
+static void record_of(const member_t *m, bbs_record_of_t *of)
 {
     of->s = m->bal->s;
     of->b = m->bal->b;
@@ -129,10 +129,10 @@ static void *APR_THREAD_FUNC check_member(apr_thread_t *thread, void *data)
 {
     member_t *m = data;
     apr_pool_t *p;
-    bbs_probe_result pr;
+    bbs_probe_result_t pr;
     bbs_result_t r;
-    bbs_record_of of;
-    bbs_policy_out out;
+    bbs_record_of_t of;
+    bbs_policy_out_t out;
     apr_time_t now;
 
     apr_pool_create(&p, m->pool);
@@ -363,8 +363,8 @@ static void judge_panic(balancer_t *bal, apr_time_t now)
          * re-applies every member's flags at a new generation's first
          * tick, as mod_proxy rebuilt them from the configuration. */
         if (bbs_method_is(m->w) && !apr_atomic_read32(&m->busy)) {
-            bbs_record_of of;
-            bbs_policy_out out;
+            bbs_record_of_t of;
+            bbs_policy_out_t out;
 
             bbs_flags_step(m->w, m->slot, &m->bal->set, m->rec.checks > 0,
                            NULL, now, &out);
@@ -418,10 +418,10 @@ static void tick_balancer(server_rec *s, proxy_server_conf *conf,
             schedule(t->ck, m, t->now);
         }
         else if (!m && slot
-                 && (bbs_shm_flags(slot) & (BBS_SLOT_STANDBY | BBS_SLOT_HCFL))
+                 && (bbs_shm_flags(slot) & (BBS_SLOT_MODULE_SET_STBY | BBS_SLOT_MODULE_SET_HCFL))
                  && !busy_member(t->ck, w)) {
             /* switched to another hcmethod: give back what was set here */
-            bbs_policy_out out;
+            bbs_policy_out_t out;
 
             bbs_flags_step(w, slot, NULL, 0, NULL, t->now, &out);
         }

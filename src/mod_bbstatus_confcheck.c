@@ -19,8 +19,8 @@ static const char *duration(apr_pool_t *p, apr_interval_time_t t)
 }
 
 /* The first directive whose value differs, with both values. */
-static const char *differs(apr_pool_t *p, const bbs_settings *a,
-                           const bbs_settings *b, const char **va,
+static const char *differs(apr_pool_t *p, const bbs_settings_t *a,
+                           const bbs_settings_t *b, const char **va,
                            const char **vb)
 {
     if (!bbs_stateset_same(a->rules.route, b->rules.route)) {
@@ -92,7 +92,7 @@ static const char *server_desc(apr_pool_t *p, const server_rec *s)
 
 typedef struct {
     server_rec *s;
-    bbs_settings set;
+    bbs_settings_t set;
 } first_seen_t;
 
 typedef struct {
@@ -106,7 +106,7 @@ static void check_balancer(server_rec *s, proxy_server_conf *conf,
 {
     shared_check_t *c = baton;
     first_seen_t *first;
-    bbs_settings set;
+    bbs_settings_t set;
     const char *directive, *va = NULL, *vb = NULL;
     int i, ours = 0;
 

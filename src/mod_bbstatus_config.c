@@ -14,7 +14,7 @@
 
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
 {
-    bbs_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    bbs_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     (void)dir;
     c->timeout = BBS_UNSET;
@@ -28,8 +28,8 @@ void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
 
 void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
-    const bbs_dir_conf *base = basev, *add = addv;
-    bbs_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    const bbs_dir_conf_t *base = basev, *add = addv;
+    bbs_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     c->route = add->route ? add->route : base->route;
     c->standby = add->standby ? add->standby : base->standby;
@@ -51,7 +51,7 @@ void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
 void *bbs_create_server_conf(apr_pool_t *p, server_rec *s)
 {
-    bbs_server_conf *c = apr_pcalloc(p, sizeof(*c));
+    bbs_server_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     (void)s;
     c->threads = BBS_THREADS_DEFAULT;
@@ -101,10 +101,10 @@ ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
     return dc;
 }
 
-void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config)
+void bbs_settings_for(bbs_settings_t *out, ap_conf_vector_t *dir_config)
 {
-    const bbs_dir_conf *c = ap_get_module_config(dir_config,
-                                                 &bbstatus_module);
+    const bbs_dir_conf_t *c = ap_get_module_config(dir_config,
+                                                   &bbstatus_module);
 
     bbs_rules_default(&out->rules);
     out->timeout = BBS_TIMEOUT_DEFAULT;
@@ -264,7 +264,7 @@ static const char *joined(cmd_parms *cmd, int argc, char *const argv[])
 static const char *set_route(cmd_parms *cmd, void *dconf, int argc,
                              char *const argv[])
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
     const char *err = NULL;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
@@ -276,7 +276,7 @@ static const char *set_route(cmd_parms *cmd, void *dconf, int argc,
 static const char *set_standby(cmd_parms *cmd, void *dconf, int argc,
                                char *const argv[])
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
     const char *err = NULL;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
@@ -291,7 +291,7 @@ static const char *set_standby(cmd_parms *cmd, void *dconf, int argc,
 
 static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
     const char *err;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
@@ -322,7 +322,7 @@ static const char *parse_duration(cmd_parms *cmd, const char *arg,
 
 static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     return parse_duration(cmd, arg, apr_time_from_msec(100),
@@ -331,7 +331,7 @@ static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *set_reprobe(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     return parse_duration(cmd, arg, 0, apr_time_from_sec(3600), &c->reprobe);
@@ -340,7 +340,7 @@ static const char *set_reprobe(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
                                      const char *arg)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
     c->fast_interval_set = 1;
@@ -356,7 +356,7 @@ static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
 static const char *set_warmup(cmd_parms *cmd, void *dconf, const char *arg,
                               const char *floor)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
     const char *err;
     char *end;
     apr_int64_t pct;
@@ -384,7 +384,7 @@ static const char *set_warmup(cmd_parms *cmd, void *dconf, const char *arg,
 
 static const char *set_flag(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    bbs_dir_conf *c = dconf;
+    bbs_dir_conf_t *c = dconf;
     int *field = (int *)((char *)c + (apr_size_t)cmd->info);
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
@@ -402,8 +402,8 @@ static const char *set_flag(cmd_parms *cmd, void *dconf, const char *arg)
 
 static const char *set_threads(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    bbs_server_conf *c = ap_get_module_config(cmd->server->module_config,
-                                              &bbstatus_module);
+    bbs_server_conf_t *c = ap_get_module_config(cmd->server->module_config,
+                                                &bbstatus_module);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     char *end;
     apr_int64_t n;
@@ -436,7 +436,7 @@ const command_rec bbs_cmds[] = {
                   "time limit of one probe, connect to last byte "
                   "(default 5s)"),
     AP_INIT_TAKE1("BBStatusFastBlock", set_flag,
-                  (void *)APR_OFFSETOF(bbs_dir_conf, fast_block), DIR_CONTEXT,
+                  (void *)APR_OFFSETOF(bbs_dir_conf_t, fast_block), DIR_CONTEXT,
                   "on: a node saying it is not serving leaves at once; off: "
                   "it counts towards hcfails (default on)"),
     AP_INIT_TAKE1("BBStatusReprobeInterval", set_reprobe, NULL, DIR_CONTEXT,
@@ -444,12 +444,12 @@ const command_rec bbs_cmds[] = {
                   "after failed requests, 0 to turn them off "
                   "(default 250ms)"),
     AP_INIT_TAKE1("BBStatusRetry", set_flag,
-                  (void *)APR_OFFSETOF(bbs_dir_conf, retry), DIR_CONTEXT,
+                  (void *)APR_OFFSETOF(bbs_dir_conf_t, retry), DIR_CONTEXT,
                   "on: a GET, HEAD or OPTIONS answered 5xx by a member that "
                   "a probe then finds leaving goes to another member "
                   "(default on)"),
     AP_INIT_TAKE1("BBStatusPanic", set_flag,
-                  (void *)APR_OFFSETOF(bbs_dir_conf, panic), DIR_CONTEXT,
+                  (void *)APR_OFFSETOF(bbs_dir_conf_t, panic), DIR_CONTEXT,
                   "on: keep routing when every member of a balancer failed "
                   "its checks and none said it is stopping (default on)"),
     AP_INIT_TAKE1("BBStatusFastInterval", set_fast_interval, NULL,

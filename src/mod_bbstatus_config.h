@@ -29,12 +29,12 @@ typedef struct {
     int retry;                    /* BBStatusRetry; BBS_UNSET: on */
     apr_interval_time_t warmup;   /* BBStatusWarmup; BBS_UNSET: off */
     unsigned warm_floor;          /* its floor, thousandths */
-} bbs_dir_conf;
+} bbs_dir_conf_t;
 
 /* Per server process: the thread pool is one for all balancers. */
 typedef struct {
     int threads;
-} bbs_server_conf;
+} bbs_server_conf_t;
 
 /* Settings in force for one balancer, after merging. */
 typedef struct {
@@ -45,7 +45,7 @@ typedef struct {
     int fast_block;
     int panic;
     bbs_warmup_conf_t warmup;
-} bbs_settings;
+} bbs_settings_t;
 
 extern const command_rec bbs_cmds[];
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir);
@@ -53,7 +53,7 @@ void *bbs_merge_dir_conf(apr_pool_t *p, void *base, void *add);
 void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
 ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
                                           proxy_balancer *b);
-void bbs_settings_for(bbs_settings *out, ap_conf_vector_t *dir_config);
+void bbs_settings_for(bbs_settings_t *out, ap_conf_vector_t *dir_config);
 
 /* Calls fn for every balancer of every server; a virtual host's copies of
  * the main server's balancers share their members array and workers. */

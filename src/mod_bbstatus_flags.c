@@ -20,7 +20,7 @@
 
 /* The configuration generation plus one, so that 0 in a slot means "no
  * flags set yet". Set in the parent at post_config, before children. */
-static apr_uint32_t generation;
+static apr_uint32_t config_gen;
 /* Members the configuration makes hot standby (status=+H), by worker;
  * filled in the parent before mod_proxy_balancer mixes the configured
  * flags with those of the last generation, read-only afterwards. */
@@ -77,11 +77,11 @@ static void set_worker_flags(proxy_worker *w, unsigned bits, int on)
 }
 
 #define SLOT_STATE (BBS_SLOT_DOWN | BBS_SLOT_FAILED | BBS_SLOT_STANDBY_STATE \
-                    | BBS_SLOT_STANDBY | BBS_SLOT_HCFL | BBS_SLOT_YIELDED \
+                    | BBS_SLOT_MODULE_SET_STBY | BBS_SLOT_MODULE_SET_HCFL | BBS_SLOT_YIELDED \
                     | BBS_SLOT_CHECKED)
 
 static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
-                       bbs_member_t *st)
+                       bbs_member_state_t *st)
 {
     apr_uint32_t f = bbs_shm_flags(slot);
 
@@ -92,30 +92,30 @@ static void load_state(const proxy_worker *w, bbs_slot_t *slot, int checked,
     st->failed = (f & BBS_SLOT_FAILED) != 0;
     st->standby = (f & BBS_SLOT_STANDBY_STATE) != 0;
     st->checked = checked;
-    st->owned = ((f & BBS_SLOT_STANDBY) ? BBS_WF_STBY : 0)
-                | ((f & BBS_SLOT_HCFL) ? BBS_WF_HCFL : 0);
+    st->owned = ((f & BBS_SLOT_MODULE_SET_STBY) ? BBS_WF_STBY : 0)
+                | ((f & BBS_SLOT_MODULE_SET_HCFL) ? BBS_WF_HCFL : 0);
     st->yielded = (f & BBS_SLOT_YIELDED) != 0;
     st->gen = bbs_shm_gen(slot);
 }
 
-static apr_uint32_t state_bits(const bbs_member_t *st)
+static apr_uint32_t state_bits(const bbs_member_state_t *st)
 {
     return (st->down ? BBS_SLOT_DOWN : 0)
            | (st->failed ? BBS_SLOT_FAILED : 0)
            | (st->standby ? BBS_SLOT_STANDBY_STATE : 0)
-           | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_STANDBY : 0)
-           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_HCFL : 0)
+           | ((st->owned & BBS_WF_STBY) ? BBS_SLOT_MODULE_SET_STBY : 0)
+           | ((st->owned & BBS_WF_HCFL) ? BBS_SLOT_MODULE_SET_HCFL : 0)
            | (st->yielded ? BBS_SLOT_YIELDED : 0)
            | (st->checked ? BBS_SLOT_CHECKED : 0);
 }
 
 void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
-                    const bbs_settings *set, int checked,
+                    const bbs_settings_t *set, int checked,
                     const bbs_result_t *r, apr_time_t now,
-                    bbs_policy_out *out)
+                    bbs_policy_out_t *out)
 {
-    bbs_member_t prev;
-    bbs_policy_in in;
+    bbs_member_state_t prev;
+    bbs_policy_in_t in;
     int admin_claim;
 
     load_state(w, slot, checked, &prev);
@@ -130,20 +130,20 @@ void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
     in.wflags = worker_flags(w);
     /* only read here: a checker of an older generation must not consume
      * an administrator's claim it then does not apply */
-    admin_claim = bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_GET);
+    admin_claim = bbs_shm_flag(slot, BBS_SLOT_ADMIN_CLAIMS_STBY, BBS_FLAG_GET);
     in.admin = (admin_claim
                 || (config_standby
                     && apr_hash_get(config_standby, &w, sizeof(w))))
                    ? BBS_WF_STBY
                    : 0;
-    in.gen = generation;
+    in.gen = config_gen;
     bbs_policy_step(&prev, &in, out);
-    if (out->next.gen != generation) {
+    if (out->next.gen != config_gen) {
         apr_atomic_set32(&outdated, 1);
         return; /* a newer generation holds the member */
     }
     if (admin_claim) {
-        bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_CLEAR);
+        bbs_shm_flag(slot, BBS_SLOT_ADMIN_CLAIMS_STBY, BBS_FLAG_CLEAR);
     }
     set_worker_flags(w, out->set, 1);
     set_worker_flags(w, out->clear, 0);
@@ -155,14 +155,14 @@ void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
         }
     }
     bbs_shm_set_flags(slot, SLOT_STATE, state_bits(&out->next));
-    bbs_shm_set_gen(slot, generation);
+    bbs_shm_set_gen(slot, config_gen);
 }
 
 static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
 {
     bbs_slot_t *slot;
     bbs_record_t rec;
-    bbs_policy_out out;
+    bbs_policy_out_t out;
 
     if (!bbs_method_is(w) || !(slot = bbs_shm_member(b, w, 0))) {
         return;
@@ -181,9 +181,9 @@ static void reapply_member(proxy_balancer *b, proxy_worker *w, void *baton)
  * generation's children serve a request or elect a checker. */
 void bbs_flags_post_config(server_rec *s)
 {
-    bbs_settings none;
+    bbs_settings_t none;
 
-    generation = (apr_uint32_t)ap_state_query(AP_SQ_CONFIG_GEN) + 1;
+    config_gen = (apr_uint32_t)ap_state_query(AP_SQ_CONFIG_GEN) + 1;
     memset(&none, 0, sizeof(none));
     bbs_each_member(s, reapply_member, &none);
 }

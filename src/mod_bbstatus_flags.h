@@ -24,9 +24,9 @@ void bbs_flags_post_config(server_rec *s);
  * BBSTATUS. out gets the rules' answer, its decision the one the record
  * keeps and every output shows. */
 void bbs_flags_step(proxy_worker *w, bbs_slot_t *slot,
-                    const bbs_settings *set, int checked,
+                    const bbs_settings_t *set, int checked,
                     const bbs_result_t *r, apr_time_t now,
-                    bbs_policy_out *out);
+                    bbs_policy_out_t *out);
 /* Whether this process met a member that a newer generation holds: it
  * must stop checking, so the lease goes to a new child. */
 int bbs_flags_outdated(void);

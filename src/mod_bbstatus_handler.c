@@ -35,7 +35,7 @@ static json_t *time_or_null(apr_pool_t *p, apr_time_t t)
 }
 
 /* null while the member is not warming up */
-static json_t *warmup_json(request_rec *r, const bbs_row *row)
+static json_t *warmup_json(request_rec *r, const bbs_row_t *row)
 {
     const char *text = bbs_view_warmup(r->pool, row);
     const bbs_shm_warm_t *w = &row->warm;
@@ -56,7 +56,7 @@ static json_t *warmup_json(request_rec *r, const bbs_row *row)
     return o;
 }
 
-static json_t *member_json(request_rec *r, const bbs_row *row)
+static json_t *member_json(request_rec *r, const bbs_row_t *row)
 {
     const proxy_worker *w = row->worker;
     const bbs_record_t *rec = &row->rec;
@@ -168,7 +168,7 @@ static void send_json(request_rec *r, apr_array_header_t *rows)
     json_object_set_new(root, BBS_KEY_GENERATED_AT,
                         json_string(bbs_view_time(r->pool, apr_time_now())));
     for (i = 0; i < rows->nelts; ++i) {
-        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+        const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
 
         if (row->balancer != current) {
             json_t *b = json_object();
@@ -225,7 +225,7 @@ static const char *label(apr_pool_t *p, const char *v)
  * sample(s). The table's order is the exposition's. */
 typedef struct metric_t metric_t;
 typedef void metric_fn(request_rec *r, const metric_t *m,
-                       const char *labels, const bbs_row *row);
+                       const char *labels, const bbs_row_t *row);
 struct metric_t {
     const char *name;
     const char *type;
@@ -247,13 +247,13 @@ static void sample_seconds(request_rec *r, const metric_t *m,
 }
 
 static void in_rotation(request_rec *r, const metric_t *m,
-                        const char *labels, const bbs_row *row)
+                        const char *labels, const bbs_row_t *row)
 {
     sample_int(r, m, labels, row->in_rotation);
 }
 
 static void in_rotation_sticky(request_rec *r, const metric_t *m,
-                               const char *labels, const bbs_row *row)
+                               const char *labels, const bbs_row_t *row)
 {
     /* only members a sticky route can name */
     if (row->in_rotation_sticky >= 0) {
@@ -262,7 +262,7 @@ static void in_rotation_sticky(request_rec *r, const metric_t *m,
 }
 
 static void state(request_rec *r, const metric_t *m, const char *labels,
-                  const bbs_row *row)
+                  const bbs_row_t *row)
 {
     if (bbs_view_state(row)) {
         ap_rprintf(r, "%s{%s,state=\"%s\"} 1\n", m->name, labels,
@@ -271,66 +271,66 @@ static void state(request_rec *r, const metric_t *m, const char *labels,
 }
 
 static void decision(request_rec *r, const metric_t *m, const char *labels,
-                     const bbs_row *row)
+                     const bbs_row_t *row)
 {
     ap_rprintf(r, "%s{%s,decision=\"%s\"} 1\n", m->name, labels,
                bbs_view_decision(row));
 }
 
 static void http_status(request_rec *r, const metric_t *m,
-                        const char *labels, const bbs_row *row)
+                        const char *labels, const bbs_row_t *row)
 {
     sample_int(r, m, labels,
                bbs_view_checked(row) ? row->rec.http_status : 0);
 }
 
 static void checks(request_rec *r, const metric_t *m, const char *labels,
-                   const bbs_row *row)
+                   const bbs_row_t *row)
 {
     sample_int(r, m, labels, (apr_int64_t)row->rec.checks);
 }
 
 static void failures(request_rec *r, const metric_t *m, const char *labels,
-                     const bbs_row *row)
+                     const bbs_row_t *row)
 {
     sample_int(r, m, labels, (apr_int64_t)row->rec.failures);
 }
 
 static void probe_seconds(request_rec *r, const metric_t *m,
-                          const char *labels, const bbs_row *row)
+                          const char *labels, const bbs_row_t *row)
 {
     sample_seconds(r, m, labels,
                    bbs_view_checked(row) ? row->rec.latency : 0, 6);
 }
 
 static void changed_at(request_rec *r, const metric_t *m,
-                       const char *labels, const bbs_row *row)
+                       const char *labels, const bbs_row_t *row)
 {
     sample_seconds(r, m, labels, row->rec.changed_at, 3);
 }
 
 static void checked_at(request_rec *r, const metric_t *m,
-                       const char *labels, const bbs_row *row)
+                       const char *labels, const bbs_row_t *row)
 {
     sample_seconds(r, m, labels,
                    bbs_view_checked(row) ? row->rec.checked_at : 0, 3);
 }
 
 static void decision_changes(request_rec *r, const metric_t *m,
-                             const char *labels, const bbs_row *row)
+                             const char *labels, const bbs_row_t *row)
 {
     sample_int(r, m, labels, (apr_int64_t)row->rec.history_len);
 }
 
 static void warmup_share(request_rec *r, const metric_t *m,
-                         const char *labels, const bbs_row *row)
+                         const char *labels, const bbs_row_t *row)
 {
     ap_rprintf(r, "%s{%s} %.3f\n", m->name, labels,
                row->warm.share ? row->warm.share / 1000.0 : 1.0);
 }
 
 static void hcinterval(request_rec *r, const metric_t *m,
-                       const char *labels, const bbs_row *row)
+                       const char *labels, const bbs_row_t *row)
 {
     sample_seconds(r, m, labels, row->worker->s->interval, 3);
 }
@@ -389,7 +389,7 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
     }
     labels = apr_palloc(r->pool, sizeof(*labels) * (rows->nelts + 1));
     for (i = 0; i < rows->nelts; ++i) {
-        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+        const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
 
         labels[i] = apr_psprintf(r->pool, "balancer=\"%s\",member=\"%s\","
                                  "vhost=\"%s\"",
@@ -403,7 +403,7 @@ static void send_prometheus(request_rec *r, apr_array_header_t *rows)
         ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help,
                    m->name, m->type);
         for (i = 0; i < rows->nelts; ++i) {
-            const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+            const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
 
             if (row->ours || m->every_member) {
                 m->write(r, m, labels[i], row);

@@ -89,7 +89,7 @@ static void html_summary(request_rec *r, apr_array_header_t *rows, int from,
     int i, serving = 0, standby = 0, blocked = 0, pending = 0, panic = 0;
 
     for (i = from; i < to; ++i) {
-        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+        const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
         const char *d = row->ours ? bbs_view_decision(row) : "";
 
         serving += row->in_rotation;
@@ -109,7 +109,7 @@ static void html_summary(request_rec *r, apr_array_header_t *rows, int from,
                panic ? " class=\"bad\"" : "", panic ? "yes" : "no");
 }
 
-static const char *html_rotation(request_rec *r, const bbs_row *row)
+static const char *html_rotation(request_rec *r, const bbs_row_t *row)
 {
     const char *warm = bbs_view_warmup(r->pool, row);
     const char *rot = row->in_rotation ? "yes" : "no";
@@ -164,7 +164,7 @@ static void html_history(request_rec *r, const bbs_record_t *rec, int marks)
     }
 }
 
-static void html_member(request_rec *r, const bbs_row *row, apr_time_t now)
+static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
 {
     const bbs_record_t *rec = &row->rec;
     const proxy_worker *w = row->worker;
@@ -255,15 +255,15 @@ void bbs_html_send(request_rec *r, apr_array_header_t *rows, int refresh)
                                       refresh)
                        : ", <a href=\"?refresh=5\">refresh every 5 s</a>");
     for (i = 0; i < rows->nelts; i = j) {
-        const proxy_balancer *b = APR_ARRAY_IDX(rows, i, bbs_row).balancer;
+        const proxy_balancer *b = APR_ARRAY_IDX(rows, i, bbs_row_t).balancer;
 
         for (j = i; j < rows->nelts
-                    && APR_ARRAY_IDX(rows, j, bbs_row).balancer == b;
+                    && APR_ARRAY_IDX(rows, j, bbs_row_t).balancer == b;
              ++j) {
         }
         ap_rprintf(r, "<h2>%s <span class=\"g\">in %s</span></h2>\n",
                    esc(r, b->s->name),
-                   esc(r, APR_ARRAY_IDX(rows, i, bbs_row).vhost));
+                   esc(r, APR_ARRAY_IDX(rows, i, bbs_row_t).vhost));
         html_summary(r, rows, i, j);
         ap_rputs("<table><thead><tr><th>member</th><th>decision</th>"
                  "<th>state</th><th>HTTP</th><th>in rotation</th>"
@@ -271,7 +271,7 @@ void bbs_html_send(request_rec *r, apr_array_header_t *rows, int refresh)
                  "<th>passes/fails</th><th>checks/failures</th>"
                  "<th>changes</th></tr></thead>\n<tbody>\n", r);
         for (; i < j; ++i) {
-            html_member(r, &APR_ARRAY_IDX(rows, i, bbs_row), now);
+            html_member(r, &APR_ARRAY_IDX(rows, i, bbs_row_t), now);
         }
         ap_rputs("</tbody></table>\n", r);
     }

@@ -35,7 +35,9 @@ typedef struct {
 
 /* Set in the parent before children fork; read-only afterwards. */
 static segment_t *seg;
-static apr_uint32_t generation;
+/* This generation's number in the lease's count (not httpd's
+ * configuration generation, which flags.c uses). */
+static apr_uint32_t lease_gen;
 
 int bbs_lease_take(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
 {
@@ -47,13 +49,13 @@ int bbs_lease_take(apr_uint32_t me, apr_time_t now, apr_interval_time_t ttl)
     cur = bbs_atomic_read64(&seg->header->lease);
     if (!bbs_lease_may_take(cur,
                             apr_atomic_read32(&seg->header->lease_generation),
-                            me, generation, now, ttl)
+                            me, lease_gen, now, ttl)
         || bbs_atomic_cas64(&seg->header->lease, bbs_lease_word(me, now),
                             cur) != cur) {
         return 0;
     }
     if (bbs_lease_holder(cur) != me) {
-        apr_atomic_set32(&seg->header->lease_generation, generation);
+        apr_atomic_set32(&seg->header->lease_generation, lease_gen);
     }
     return 1;
 }
@@ -93,6 +95,6 @@ int bbs_lease_post_config(server_rec *s)
                               ppool);
     }
     seg = sg;
-    generation = ++sg->header->generations;
+    lease_gen = ++sg->header->generations;
     return OK;
 }

@@ -16,7 +16,7 @@
  * to say "this member is a hot standby". It is observed here: the POST
  * body is copied as balancer-manager reads it, the member's settings are
  * compared with a copy taken before the handler ran, and the claim is
- * handed to the checker through the member's slot (BBS_SLOT_ADMIN_STBY).
+ * handed to the checker through the member's slot (BBS_SLOT_ADMIN_CLAIMS_STBY).
  * The comparison runs when the page balancer-manager writes after its
  * edit ends (an output filter at EOS): only those POSTs carry the
  * filters, nothing runs for any other request past insert_filter's first
@@ -232,7 +232,7 @@ static void switched_to_bbstatus(request_rec *r, proxy_balancer *b,
     }
     /* the Stby the edit set is the module's, to clear at the first check
      * that routes */
-    bbs_shm_flag(slot, BBS_SLOT_STANDBY, BBS_FLAG_SET);
+    bbs_shm_flag(slot, BBS_SLOT_MODULE_SET_STBY, BBS_FLAG_SET);
     if (bbs_shm_request_probe(slot)) {
         bbs_wake_signal();
     }
@@ -278,10 +278,10 @@ static void confirm(request_rec *r, edit_t *e)
     if (memcmp(&after, before, sizeof(after))
         || !PROXY_WORKER_IS_STANDBY(w)
         || !(slot = bbs_shm_member(b, w, 0))
-        || !bbs_shm_flag(slot, BBS_SLOT_STANDBY, BBS_FLAG_GET)) {
+        || !bbs_shm_flag(slot, BBS_SLOT_MODULE_SET_STBY, BBS_FLAG_GET)) {
         return;
     }
-    bbs_shm_flag(slot, BBS_SLOT_ADMIN_STBY, BBS_FLAG_SET);
+    bbs_shm_flag(slot, BBS_SLOT_ADMIN_CLAIMS_STBY, BBS_FLAG_SET);
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   BBSLOGNO(0013) "%s member %s: Hot Standby confirmed in "
                   "balancer-manager; the flag is the administrator's and "

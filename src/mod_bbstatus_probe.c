@@ -59,7 +59,7 @@ const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w)
 }
 
 proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
-                                      const bbs_settings *set, apr_pool_t *p)
+                                      const bbs_settings_t *set, apr_pool_t *p)
 {
     proxy_worker *hc = NULL;
     const char *err;
@@ -526,9 +526,9 @@ static int connect_member(probe_t *pr, proxy_worker *hc)
 }
 
 void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
-                   ap_conf_vector_t *dir_config, const bbs_settings *set,
+                   ap_conf_vector_t *dir_config, const bbs_settings_t *set,
                    apr_pool_t *p, apr_thread_t *thread,
-                   bbs_probe_result *out)
+                   bbs_probe_result_t *out)
 {
     apr_time_t start = apr_time_now();
     probe_t pr;

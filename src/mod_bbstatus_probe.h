@@ -13,17 +13,17 @@
 typedef struct {
     bbs_answer_t answer;
     apr_interval_time_t latency;
-} bbs_probe_result;
+} bbs_probe_result_t;
 
 const char *bbs_probe_url(apr_pool_t *p, const proxy_worker *w);
 /* The request path: "/base/status" with no double slash. */
 const char *bbs_probe_path(apr_pool_t *p, const proxy_worker *w);
 void bbs_probe_run(proxy_worker *hc, const char *path, server_rec *s,
-                   ap_conf_vector_t *dir_config, const bbs_settings *set,
+                   ap_conf_vector_t *dir_config, const bbs_settings_t *set,
                    apr_pool_t *p, apr_thread_t *thread,
-                   bbs_probe_result *out);
+                   bbs_probe_result_t *out);
 proxy_worker *bbs_probe_worker_create(proxy_worker *w, server_rec *s,
-                                      const bbs_settings *set,
+                                      const bbs_settings_t *set,
                                       apr_pool_t *p);
 
 #endif /* MOD_BBSTATUS_PROBE_H */

@@ -33,7 +33,7 @@ void bbs_ramp_forget(bbs_slot_t *slot)
 
 void bbs_ramp_note(server_rec *s, const proxy_balancer *b,
                    const proxy_worker *w, bbs_slot_t *slot,
-                   const bbs_settings *set, int before, int after,
+                   const bbs_settings_t *set, int before, int after,
                    apr_time_t now)
 {
     bbs_shm_warm_t warm;
@@ -81,7 +81,7 @@ static apr_uint32_t peers_us(proxy_balancer *b, const proxy_worker *me)
 }
 
 static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
-                        bbs_slot_t *slot, const bbs_settings *set,
+                        bbs_slot_t *slot, const bbs_settings_t *set,
                         apr_time_t now, apr_interval_time_t dt)
 {
     bbs_shm_warm_t warm;
@@ -146,7 +146,7 @@ static apr_uint32_t routed_since(proxy_balancer *b, apr_uint64_t *lbfactors)
     return n;
 }
 
-void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings *set,
+void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings_t *set,
                    apr_time_t now, apr_interval_time_t dt)
 {
     apr_uint64_t lbfactors;

@@ -16,13 +16,13 @@
  * ramp, one that leaves ends it. */
 void bbs_ramp_note(server_rec *s, const proxy_balancer *b,
                    const proxy_worker *w, bbs_slot_t *slot,
-                   const bbs_settings *set, int before, int after,
+                   const bbs_settings_t *set, int before, int after,
                    apr_time_t now);
 /* Ends a ramp at once (BBStatusWarmup turned off by a restart). */
 void bbs_ramp_forget(bbs_slot_t *slot);
 /* Moves the ramps of b's members dt further, from their answer times
  * against their peers'. */
-void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings *set,
+void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings_t *set,
                    apr_time_t now, apr_interval_time_t dt);
 
 #endif /* MOD_BBSTATUS_RAMP_H */

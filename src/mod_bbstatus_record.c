@@ -11,11 +11,11 @@
 #include "bbs_policy.h"
 #include "mod_bbstatus_record.h"
 
-int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of, int decision,
-                    apr_time_t now)
+int bbs_record_note(bbs_record_t *rec, const bbs_record_of_t *of,
+                    bbs_decision_e decision, apr_time_t now)
 {
     char code[16];
-    int before = rec->decision, after;
+    bbs_decision_e before = rec->decision, after;
 
     after = rec->decision = decision;
     if (after != before) {
@@ -43,9 +43,9 @@ int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of, int decision,
     return 0;
 }
 
-void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
-                      const bbs_probe_result *pr, const bbs_result_t *r,
-                      const bbs_policy_out *out, apr_time_t now)
+void bbs_record_check(bbs_record_t *rec, const bbs_record_of_t *of,
+                      const bbs_probe_result_t *pr, const bbs_result_t *r,
+                      const bbs_policy_out_t *out, apr_time_t now)
 {
 
     if (rec->checked_at) {

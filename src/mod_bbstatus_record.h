@@ -18,17 +18,18 @@ typedef struct {
     const proxy_worker *w;
     bbs_slot_t *slot;
     const char *probe_url;
-} bbs_record_of;
+} bbs_record_of_t;
 
 /* Adds check r to rec with the decision the member rules made of it
  * (out) and the reason that explains it, notes a change of decision and
  * writes rec. */
-void bbs_record_check(bbs_record_t *rec, const bbs_record_of *of,
-                      const bbs_probe_result *pr, const bbs_result_t *r,
-                      const bbs_policy_out *out, apr_time_t now);
+void bbs_record_check(bbs_record_t *rec, const bbs_record_of_t *of,
+                      const bbs_probe_result_t *pr, const bbs_result_t *r,
+                      const bbs_policy_out_t *out, apr_time_t now);
 /* Records and logs a change to decision (bbs_decision_e), 1 if there was
  * one; the caller writes the record. */
-int bbs_record_note(bbs_record_t *rec, const bbs_record_of *of, int decision,
+int bbs_record_note(bbs_record_t *rec, const bbs_record_of_t *of,
+                    bbs_decision_e decision,
                     apr_time_t now);
 
 #endif /* MOD_BBSTATUS_RECORD_H */

@@ -141,8 +141,8 @@ static int idempotent_without_body(request_rec *r)
 
 static int retry_on(request_rec *r)
 {
-    const bbs_dir_conf *c = ap_get_module_config(r->per_dir_config,
-                                                 &bbstatus_module);
+    const bbs_dir_conf_t *c = ap_get_module_config(r->per_dir_config,
+                                                   &bbstatus_module);
 
     return !c || c->retry != 0;
 }
@@ -199,9 +199,9 @@ static int leaving(request_rec *r, proxy_balancer *b, proxy_worker *worker)
 {
     apr_pool_t *p;
     ap_conf_vector_t *dc;
-    bbs_settings set;
+    bbs_settings_t set;
     proxy_worker *hc;
-    bbs_probe_result pr;
+    bbs_probe_result_t pr;
     bbs_result_t res;
     int out = 0;
 

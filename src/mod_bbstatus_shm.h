@@ -5,18 +5,18 @@
 #ifndef MOD_BBSTATUS_SHM_H
 #define MOD_BBSTATUS_SHM_H
 
+#include "bbs_policy.h"
 #include "mod_bbstatus_private.h"
 
 #define BBS_HISTORY 8
-#define BBS_KEY_LEN 256
 #define BBS_URL_LEN 256
 
 typedef struct bbs_slot_t bbs_slot_t;
 
 typedef struct {
     apr_time_t at;
-    int from;                 /* bbs_decision_e */
-    int to;
+    bbs_decision_e from;
+    bbs_decision_e to;
     char state[BBS_STATE_LEN];
     char reason[BBS_REASON_LEN];
 } bbs_change_t;
@@ -25,8 +25,8 @@ typedef struct {
  * child. The copy below is what readers get, whole or not at all. */
 typedef struct {
     char probe_url[BBS_URL_LEN];
-    int decision;             /* bbs_decision_e */
-    int verdict;              /* bbs_verdict_e of the last check */
+    bbs_decision_e decision;
+    bbs_verdict_e verdict;    /* of the last check */
     int has_state;
     int http_status;          /* 0: no response */
     int transport;            /* bbs_transport_e */
@@ -61,13 +61,13 @@ int bbs_shm_take_probe_request(bbs_slot_t *slot);
 
 /* Flags kept next to a record, each owned by one writer. */
 #define BBS_SLOT_PARKED 0x1   /* parked here, away from mod_proxy_hcheck */
-#define BBS_SLOT_STANDBY 0x2  /* hot standby set here, not by an admin */
+#define BBS_SLOT_MODULE_SET_STBY 0x2  /* hot standby set here, not by an admin */
 #define BBS_SLOT_PANIC 0x4    /* the member's balancer is in panic */
 #define BBS_SLOT_DOWN 0x8     /* the checks say out, panic or not */
 #define BBS_SLOT_FAILED 0x10  /* the last check learned nothing (fail) */
 #define BBS_SLOT_STANDBY_STATE 0x20 /* the node is in a standby state */
-#define BBS_SLOT_HCFL 0x40    /* HcFl set here */
-#define BBS_SLOT_ADMIN_STBY 0x80 /* balancer-manager gave Stby to the admin */
+#define BBS_SLOT_MODULE_SET_HCFL 0x40    /* HcFl set here */
+#define BBS_SLOT_ADMIN_CLAIMS_STBY 0x80 /* balancer-manager gave Stby to the admin */
 #define BBS_SLOT_YIELDED 0x100 /* an admin took the module's Stby off */
 #define BBS_SLOT_CHECKED 0x200 /* the member has been checked */
 #define BBS_FLAG_GET (-1)

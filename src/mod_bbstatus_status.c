@@ -55,7 +55,7 @@ int bbs_status_hook(request_rec *r, int flags)
     int i, n = 0;
 
     for (i = 0; i < rows->nelts; ++i) {
-        n += APR_ARRAY_IDX(rows, i, bbs_row).ours;
+        n += APR_ARRAY_IDX(rows, i, bbs_row_t).ours;
     }
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "BBStatusMembers: %d\n", n);
@@ -73,7 +73,7 @@ int bbs_status_hook(request_rec *r, int flags)
         }
     }
     for (i = 0; i < rows->nelts; ++i) {
-        const bbs_row *row = &APR_ARRAY_IDX(rows, i, bbs_row);
+        const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
         const bbs_record_t *rec = &row->rec;
         const char *state = bbs_view_state(row) ? bbs_view_state(row) : "-";
         const char *reason = bbs_view_reason(row);

@@ -59,7 +59,7 @@ static int held_in_standby(proxy_balancer *b, const proxy_worker *w)
         return 0;
     }
     slot = bbs_shm_member(b, w, 0);
-    return slot && (bbs_shm_flags(slot) & BBS_SLOT_STANDBY);
+    return slot && (bbs_shm_flags(slot) & BBS_SLOT_MODULE_SET_STBY);
 }
 
 int bbs_sticky_in_rotation(proxy_balancer *b, proxy_worker *w)

@@ -84,7 +84,7 @@ static void collect_server(request_rec *r, server_rec *s,
         }
         for (k = 0; k < b->workers->nelts; ++k) {
             proxy_worker *w = APR_ARRAY_IDX(b->workers, k, proxy_worker *);
-            bbs_row *row = apr_array_push(rows);
+            bbs_row_t *row = apr_array_push(rows);
 
             memset(row, 0, sizeof(*row));
             row->balancer = b;
@@ -118,7 +118,7 @@ static void collect_server(request_rec *r, server_rec *s,
 
 apr_array_header_t *bbs_view_collect(request_rec *r, int scope)
 {
-    apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row));
+    apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row_t));
     apr_hash_t *seen;
     server_rec *s;
 
@@ -169,7 +169,7 @@ apr_array_header_t *bbs_view_elsewhere(request_rec *r)
     return out;
 }
 
-const char *bbs_view_decision(const bbs_row *row)
+const char *bbs_view_decision(const bbs_row_t *row)
 {
     if (!bbs_view_checked(row)) {
         return BBS_DECISION_PENDING;
@@ -177,25 +177,25 @@ const char *bbs_view_decision(const bbs_row *row)
     return bbs_decision_name(row->rec.decision);
 }
 
-int bbs_view_checked(const bbs_row *row)
+int bbs_view_checked(const bbs_row_t *row)
 {
     return row->has_record && row->rec.checks;
 }
 
-const char *bbs_view_state(const bbs_row *row)
+const char *bbs_view_state(const bbs_row_t *row)
 {
     return bbs_view_checked(row) && row->rec.has_state ? row->rec.state
                                                        : NULL;
 }
 
-const char *bbs_view_reason(const bbs_row *row)
+const char *bbs_view_reason(const bbs_row_t *row)
 {
     return bbs_view_checked(row) ? row->rec.reason
            : row->has_record     ? "not checked yet"
                                  : "no record";
 }
 
-const char *bbs_view_warmup(apr_pool_t *p, const bbs_row *row)
+const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row)
 {
     const bbs_shm_warm_t *w = &row->warm;
     apr_uint32_t left_ms;

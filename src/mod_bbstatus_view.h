@@ -26,7 +26,7 @@ typedef struct {
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
     bbs_shm_warm_t warm; /* BBStatusWarmup: share 0 when not warming */
     apr_uint32_t latency_us; /* answer time the ramp compares, 0: none */
-} bbs_row;
+} bbs_row_t;
 
 /* Every member of every balancer of r's virtual host, in order, as
  * balancer-manager shows them (BBS_VIEW_VHOST); or of every virtual host
@@ -41,17 +41,17 @@ apr_array_header_t *bbs_view_elsewhere(request_rec *r);
 /* How every output names a virtual host: "name:port", or "name" where
  * no port is set (the main server, <VirtualHost *>). */
 const char *bbs_view_vhost(apr_pool_t *p, const server_rec *s);
-const char *bbs_view_decision(const bbs_row *row);
+const char *bbs_view_decision(const bbs_row_t *row);
 /* Whether the member's record holds a check yet: every output shows the
  * fields of a check only then. */
-int bbs_view_checked(const bbs_row *row);
+int bbs_view_checked(const bbs_row_t *row);
 /* The state the node reported last; NULL when none. */
-const char *bbs_view_state(const bbs_row *row);
+const char *bbs_view_state(const bbs_row_t *row);
 /* Why the member is where it is, as every output words it. */
-const char *bbs_view_reason(const bbs_row *row);
+const char *bbs_view_reason(const bbs_row_t *row);
 /* "warming, 40% of its share, 12 s left" (or why it is held); NULL when
  * the member is not warming up. */
-const char *bbs_view_warmup(apr_pool_t *p, const bbs_row *row);
+const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row);
 /* RFC 3339 in UTC with milliseconds, as every format shows times. */
 const char *bbs_view_time(apr_pool_t *p, apr_time_t t);
 

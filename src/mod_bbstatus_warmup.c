@@ -152,7 +152,7 @@ int bbs_warmup_pre_request(proxy_worker **worker, proxy_balancer **balancer,
                            request_rec *r, proxy_server_conf *conf,
                            char **url)
 {
-    const bbs_dir_conf *c;
+    const bbs_dir_conf_t *c;
     proxy_balancer *b = *balancer, *copy;
     proxy_balancer_shared *s;
     apr_array_header_t *in;
@@ -205,8 +205,8 @@ int bbs_warmup_pre_request(proxy_worker **worker, proxy_balancer **balancer,
 
 void bbs_warmup_note(request_rec *r, proxy_balancer *b, proxy_worker *w)
 {
-    const bbs_dir_conf *c = ap_get_module_config(r->per_dir_config,
-                                                 &bbstatus_module);
+    const bbs_dir_conf_t *c = ap_get_module_config(r->per_dir_config,
+                                                   &bbstatus_module);
     apr_interval_time_t took;
     bbs_slot_t *slot;
 

@@ -157,8 +157,8 @@ int bbs_watchdog_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_callback;
-    bbs_server_conf *sc = ap_get_module_config(s->module_config,
-                                               &bbstatus_module);
+    bbs_server_conf_t *sc = ap_get_module_config(s->module_config,
+                                                 &bbstatus_module);
     leader_t *ld;
     apr_status_t rv;
 

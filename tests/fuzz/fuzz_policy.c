@@ -19,7 +19,7 @@
 #include "bbs_policy.h"
 
 typedef struct {
-    bbs_member_t st;
+    bbs_member_state_t st;
     unsigned wflags;    /* the worker's flags */
     int admin_stby;     /* the administrator set +H in balancer-manager */
     int admin_off;      /* ... or took the module's Stby off, in this
@@ -29,8 +29,8 @@ typedef struct {
     apr_uint32_t gen;
 } life_t;
 
-static void check(const life_t *l, const bbs_member_t *prev,
-                  const bbs_policy_in *in, const bbs_policy_out *out)
+static void check(const life_t *l, const bbs_member_state_t *prev,
+                  const bbs_policy_in_t *in, const bbs_policy_out_t *out)
 {
     unsigned now = (in->wflags | out->set) & ~out->clear;
 
@@ -83,9 +83,9 @@ static void check(const life_t *l, const bbs_member_t *prev,
 
 static void step(life_t *l, int verdict, int standby, unsigned claim)
 {
-    bbs_policy_in in;
-    bbs_policy_out out;
-    bbs_member_t prev = l->st;
+    bbs_policy_in_t in;
+    bbs_policy_out_t out;
+    bbs_member_state_t prev = l->st;
 
     memset(&in, 0, sizeof(in));
     in.verdict = verdict;

@@ -11,13 +11,14 @@ import datetime
 import html
 import json
 import math
+import os
 import re
 import time
 import urllib.parse
 
 import pytest
 
-from httpd import MPMS, free_port, wait_until
+from httpd import MPMS, REPO, free_port, wait_until
 from bbs import (BB, brief, config, deadline_for, find_member, get_json,
                  member_url, murl, params, raw_http, site,
                  wait_member)
@@ -775,3 +776,33 @@ def test_member_held_out_by_hcpasses_names_the_passes_needed(env):
     decision, reason = _same_everywhere(out)
     assert decision == "block" and reason.startswith(
         "out until hcpasses=3 checks in a row pass, "), out
+
+
+def _header_strings(prefix):
+    """The strings include/bbs_keys.h defines under BBS_<prefix>*."""
+    with open(os.path.join(REPO, "include", "bbs_keys.h")) as f:
+        return set(re.findall(rf'^#define BBS_{prefix}\w+ "([^"]*)"$',
+                              f.read(), re.M))
+
+
+def _json_keys(doc, out=None):
+    out = set() if out is None else out
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out.add(k)
+            _json_keys(v, out)
+    elif isinstance(doc, list):
+        for v in doc:
+            _json_keys(v, out)
+    return out
+
+
+def test_json_keys_and_decisions_are_the_headers(env):
+    """The module writes its JSON with the names of include/bbs_keys.h;
+    this suite reads them from there too, so neither drifts."""
+    h, nodes, urls = scenario(env)
+    wait_scenario(h, {"r": urls["r"], "s": urls["s"]}, deadline_for(1))
+    doc = get_json(h)
+    keys = _header_strings("KEY_")
+    assert _json_keys(doc) <= keys, sorted(_json_keys(doc) - keys)
+    assert DECISIONS == _header_strings("DECISION_"), DECISIONS

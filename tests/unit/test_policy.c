@@ -23,195 +23,198 @@
 #define OLD 4u   /* before a restart */
 #define NEW 6u   /* a newer generation's checker wrote the member */
 
+/* A row names what differs from a plain case: a checked member of this
+ * generation, in rotation, whose check routes, with hcpasses and hcfails
+ * 1, BBStatusFastBlock on, no panic, hcmethod BBSTATUS, no flags, and
+ * that stays in rotation with nothing to set or clear. */
 typedef struct {
     const char *name;
-    /* before: down, standby, checked, pcount, fcount, owned, gen */
-    int down, standby, checked, pcount, fcount;
-    unsigned owned, gen;
+    /* before */
+    int down, standby, pcount, fcount;
+    int unchecked;       /* no check ran yet */
+    unsigned owned, gen; /* gen 0: G */
     /* the check and the member's settings and flags now */
-    int verdict, in_standby, passes, fails, fast_block, panic, ours;
+    int verdict, in_standby, passes, fails, panic;
+    int fast_block_off, other_method;
     unsigned wflags, admin;
-    /* after: down, standby, pcount, fcount, owned, set, clear, decision,
-     * error_time */
+    /* after */
     int x_down, x_standby, x_pcount, x_fcount;
     unsigned x_owned, x_set, x_clear;
-    int x_decision, x_error_time;
+    bbs_decision_e x_decision; /* always given */
+    int x_error_time;
 } row_t;
 
 static const row_t rows[] = {
     /* route */
-    {"route keeps an in member in and resets its fails",
-     0, 0, 1, 0, 1, 0, G, R, 0, 1, 3, 1, 0, 1, 0, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"first check in a standby state sets Stby and holds it",
-     0, 0, 0, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
-    {"route into standby sets Stby and holds it",
-     0, 0, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
-    {"standby where an administrator set Stby: left to the administrator",
-     0, 0, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, S, 0,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
-    {"route out of standby clears the module's Stby",
-     0, 1, 1, 0, 0, S, G, R, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 0, 0, 0, 0, 0, S, BBS_DEC_ROUTE, 0},
-    {"route out of standby keeps the administrator's Stby",
-     0, 1, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"administrator's +H on a Stby the module holds wins",
-     0, 1, 1, 0, 0, S, G, R, 0, 1, 1, 1, 0, 1, S, S,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"an out member needs hcpasses passes",
-     1, 0, 1, 0, 0, H, G, R, 0, 3, 1, 1, 0, 1, H, 0,
-     1, 0, 1, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
-    {"the last pass brings it back and clears HcFl and Err",
-     1, 0, 1, 2, 0, H, G, R, 0, 3, 1, 1, 0, 1, H | E, 0,
-     0, 0, 0, 0, 0, 0, H | E, BBS_DEC_ROUTE, 0},
-    {"a member in error counts passes before Err is cleared",
-     0, 0, 1, 0, 0, 0, G, R, 0, 2, 1, 1, 0, 1, E, 0,
-     0, 0, 1, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"hcpasses=1 clears Err at the first pass",
-     0, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, E, 0,
-     0, 0, 0, 0, 0, 0, E, BBS_DEC_ROUTE, 0},
-    {"a pass while still out keeps the standby state and its Stby",
-     1, 1, 1, 0, 0, S | H, G, R, 0, 3, 1, 1, 0, 1, S | H, 0,
-     1, 1, 1, 0, S | H, 0, 0, BBS_DEC_BLOCK, 0},
-    {"route in panic: in, no HcFl",
-     1, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 1, 1, 0, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
+    {.name = "route keeps an in member in and resets its fails",
+     .fcount = 1, .fails = 3, .x_decision = BBS_DEC_ROUTE},
+    {.name = "first check in a standby state sets Stby and holds it",
+     .unchecked = 1, .in_standby = 1, .x_standby = 1, .x_owned = S, .x_set = S,
+     .x_decision = BBS_DEC_STANDBY},
+    {.name = "route into standby sets Stby and holds it",
+     .in_standby = 1, .x_standby = 1, .x_owned = S, .x_set = S,
+     .x_decision = BBS_DEC_STANDBY},
+    {.name = "standby where an administrator set Stby: left to the administrator",
+     .in_standby = 1, .wflags = S, .x_standby = 1,
+     .x_decision = BBS_DEC_STANDBY},
+    {.name = "route out of standby clears the module's Stby",
+     .standby = 1, .owned = S, .wflags = S, .x_clear = S,
+     .x_decision = BBS_DEC_ROUTE},
+    {.name = "route out of standby keeps the administrator's Stby",
+     .standby = 1, .wflags = S, .x_decision = BBS_DEC_ROUTE},
+    {.name = "administrator's +H on a Stby the module holds wins",
+     .standby = 1, .owned = S, .wflags = S, .admin = S,
+     .x_decision = BBS_DEC_ROUTE},
+    {.name = "an out member needs hcpasses passes",
+     .down = 1, .owned = H, .passes = 3, .wflags = H, .x_down = 1,
+     .x_pcount = 1, .x_owned = H, .x_decision = BBS_DEC_BLOCK},
+    {.name = "the last pass brings it back and clears HcFl and Err",
+     .down = 1, .pcount = 2, .owned = H, .passes = 3, .wflags = H | E,
+     .x_clear = H | E, .x_decision = BBS_DEC_ROUTE},
+    {.name = "a member in error counts passes before Err is cleared",
+     .passes = 2, .wflags = E, .x_pcount = 1, .x_decision = BBS_DEC_ROUTE},
+    {.name = "hcpasses=1 clears Err at the first pass",
+     .wflags = E, .x_clear = E, .x_decision = BBS_DEC_ROUTE},
+    {.name = "a pass while still out keeps the standby state and its Stby",
+     .down = 1, .standby = 1, .owned = S | H, .passes = 3, .wflags = S | H,
+     .x_down = 1, .x_standby = 1, .x_pcount = 1, .x_owned = S | H,
+     .x_decision = BBS_DEC_BLOCK},
+    {.name = "route in panic: in, no HcFl",
+     .down = 1, .panic = 1, .x_decision = BBS_DEC_ROUTE},
     /* fail */
-    {"a fail counts towards hcfails",
-     0, 0, 1, 0, 0, 0, G, F, 0, 1, 3, 1, 0, 1, 0, 0,
-     0, 0, 0, 1, 0, 0, 0, BBS_DEC_ROUTE, 1},
-    {"the hcfails-th fail takes the member out with HcFl",
-     0, 0, 1, 0, 2, 0, G, F, 0, 1, 3, 1, 0, 1, 0, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
-    {"fails while out count no further",
-     1, 0, 1, 0, 0, H, G, F, 0, 1, 3, 1, 0, 1, H, 0,
-     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
-    {"a fail resets the passes of an out member",
-     1, 0, 1, 2, 0, H, G, F, 0, 3, 1, 1, 0, 1, H, 0,
-     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
-    {"a failed check learns no state: the standby state and Stby stay",
-     0, 1, 1, 0, 0, S, G, F, 0, 1, 3, 1, 0, 1, S, 0,
-     0, 1, 0, 1, S, 0, 0, BBS_DEC_STANDBY, 1},
-    {"out in panic: no HcFl",
-     0, 0, 1, 0, 0, 0, G, F, 0, 1, 1, 1, 1, 1, 0, 0,
-     1, 0, 0, 0, 0, 0, 0, BBS_DEC_PANIC, 1},
-    {"panic lifts the module's HcFl",
-     1, 0, 1, 0, 0, H, G, N, 0, 1, 1, 1, 1, 1, H, 0,
-     1, 0, 0, 0, 0, 0, H, BBS_DEC_PANIC, 0},
-    {"panic over puts HcFl back",
-     1, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 0},
-    {"hcpasses and hcfails below 1 count as 1",
-     0, 0, 1, 0, 0, 0, G, F, 0, 0, 0, 1, 0, 1, 0, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    {.name = "a fail counts towards hcfails",
+     .verdict = F, .fails = 3, .x_fcount = 1, .x_decision = BBS_DEC_ROUTE,
+     .x_error_time = 1},
+    {.name = "the hcfails-th fail takes the member out with HcFl",
+     .fcount = 2, .verdict = F, .fails = 3, .x_down = 1, .x_owned = H,
+     .x_set = H, .x_decision = BBS_DEC_BLOCK, .x_error_time = 1},
+    {.name = "fails while out count no further",
+     .down = 1, .owned = H, .verdict = F, .fails = 3, .wflags = H, .x_down = 1,
+     .x_owned = H, .x_decision = BBS_DEC_BLOCK},
+    {.name = "a fail resets the passes of an out member",
+     .down = 1, .pcount = 2, .owned = H, .verdict = F, .passes = 3,
+     .wflags = H, .x_down = 1, .x_owned = H, .x_decision = BBS_DEC_BLOCK},
+    {.name = "a failed check learns no state: the standby state and Stby stay",
+     .standby = 1, .owned = S, .verdict = F, .fails = 3, .wflags = S,
+     .x_standby = 1, .x_fcount = 1, .x_owned = S,
+     .x_decision = BBS_DEC_STANDBY, .x_error_time = 1},
+    {.name = "out in panic: no HcFl",
+     .verdict = F, .panic = 1, .x_down = 1, .x_decision = BBS_DEC_PANIC,
+     .x_error_time = 1},
+    {.name = "panic lifts the module's HcFl",
+     .down = 1, .owned = H, .verdict = N, .panic = 1, .wflags = H, .x_down = 1,
+     .x_clear = H, .x_decision = BBS_DEC_PANIC},
+    {.name = "panic over puts HcFl back",
+     .down = 1, .verdict = N, .x_down = 1, .x_owned = H, .x_set = H,
+     .x_decision = BBS_DEC_BLOCK},
+    {.name = "hcpasses and hcfails below 1 count as 1",
+     .verdict = F, .passes = 0, .fails = 0, .x_down = 1, .x_owned = H,
+     .x_set = H, .x_decision = BBS_DEC_BLOCK, .x_error_time = 1},
     /* block */
-    {"block with fast block takes the member out at once",
-     0, 0, 1, 0, 1, 0, G, B, 0, 1, 3, 1, 0, 1, 0, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
-    {"block without fast block counts as a fail",
-     0, 0, 1, 0, 0, 0, G, B, 0, 1, 2, 0, 0, 1, 0, 0,
-     0, 0, 0, 1, 0, 0, 0, BBS_DEC_ROUTE, 1},
-    {"block without fast block at hcfails takes it out",
-     0, 0, 1, 0, 1, 0, G, B, 0, 1, 2, 0, 0, 1, 0, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
-    {"block in panic: out, no HcFl",
-     0, 0, 1, 0, 0, 0, G, B, 0, 1, 1, 1, 1, 1, 0, 0,
-     1, 0, 0, 0, 0, 0, 0, BBS_DEC_PANIC, 1},
-    {"block of a standby member: out, its Stby kept",
-     0, 1, 1, 0, 0, S, G, B, 0, 1, 1, 1, 0, 1, S, 0,
-     1, 1, 0, 0, S | H, H, 0, BBS_DEC_BLOCK, 1},
-    {"block of an administrator's standby member: HcFl only",
-     0, 0, 1, 0, 0, 0, G, B, 0, 1, 1, 1, 0, 1, S, 0,
-     1, 0, 0, 0, H, H, 0, BBS_DEC_BLOCK, 1},
+    {.name = "block with fast block takes the member out at once",
+     .fcount = 1, .verdict = B, .fails = 3, .x_down = 1, .x_owned = H,
+     .x_set = H, .x_decision = BBS_DEC_BLOCK, .x_error_time = 1},
+    {.name = "block without fast block counts as a fail",
+     .verdict = B, .fails = 2, .fast_block_off = 1, .x_fcount = 1,
+     .x_decision = BBS_DEC_ROUTE, .x_error_time = 1},
+    {.name = "block without fast block at hcfails takes it out",
+     .fcount = 1, .verdict = B, .fails = 2, .fast_block_off = 1, .x_down = 1,
+     .x_owned = H, .x_set = H, .x_decision = BBS_DEC_BLOCK, .x_error_time = 1},
+    {.name = "block in panic: out, no HcFl",
+     .verdict = B, .panic = 1, .x_down = 1, .x_decision = BBS_DEC_PANIC,
+     .x_error_time = 1},
+    {.name = "block of a standby member: out, its Stby kept",
+     .standby = 1, .owned = S, .verdict = B, .wflags = S, .x_down = 1,
+     .x_standby = 1, .x_owned = S | H, .x_set = H, .x_decision = BBS_DEC_BLOCK,
+     .x_error_time = 1},
+    {.name = "block of an administrator's standby member: HcFl only",
+     .verdict = B, .wflags = S, .x_down = 1, .x_owned = H, .x_set = H,
+     .x_decision = BBS_DEC_BLOCK, .x_error_time = 1},
     /* flags others set or cleared */
-    {"HcFl is the health check's: cleared when the checks pass",
-     0, 0, 1, 0, 0, 0, G, R, 0, 1, 1, 1, 0, 1, H, 0,
-     0, 0, 0, 0, 0, 0, H, BBS_DEC_ROUTE, 0},
-    {"HcFl someone else set on an out member becomes the module's",
-     1, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 1, H, 0,
-     1, 0, 0, 0, H, 0, 0, BBS_DEC_BLOCK, 0},
-    {"administrator's +H claim while the module's standby is wanted",
-     0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, S, S,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
-    {"status=+H taken off in balancer-manager: not the module's to set",
-     0, 1, 1, 0, 0, 0, G, R, 1, 1, 1, 1, 0, 1, 0, S,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
-    {"Stby an administrator took off stays off while the state lasts",
-     0, 1, 1, 0, 0, S, G, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_STANDBY, 0},
+    {.name = "HcFl is the health check's: cleared when the checks pass",
+     .wflags = H, .x_clear = H, .x_decision = BBS_DEC_ROUTE},
+    {.name = "HcFl someone else set on an out member becomes the module's",
+     .down = 1, .verdict = N, .wflags = H, .x_down = 1, .x_owned = H,
+     .x_decision = BBS_DEC_BLOCK},
+    {.name = "administrator's +H claim while the module's standby is wanted",
+     .standby = 1, .owned = S, .verdict = N, .wflags = S, .admin = S,
+     .x_standby = 1, .x_decision = BBS_DEC_STANDBY},
+    {.name = "status=+H taken off in balancer-manager: not the module's to set",
+     .standby = 1, .in_standby = 1, .admin = S, .x_standby = 1,
+     .x_decision = BBS_DEC_STANDBY},
+    {.name = "Stby an administrator took off stays off while the state lasts",
+     .standby = 1, .owned = S, .verdict = N, .x_standby = 1,
+     .x_decision = BBS_DEC_STANDBY},
     /* restarts */
-    {"restart rebuilt the flags: Stby and HcFl come back from the record",
-     1, 1, 1, 0, 0, S | H, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     1, 1, 0, 0, S | H, S | H, 0, BBS_DEC_BLOCK, 0},
-    {"restart rebuilt the flags of a standby member: Stby back",
-     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, S, S, 0, BBS_DEC_STANDBY, 0},
-    {"restart kept the flags: the module's Stby is still its own",
-     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 1, 0, 0, S, 0, 0, BBS_DEC_STANDBY, 0},
-    {"restart kept the flags: cleared when the member routes again",
-     0, 1, 1, 0, 0, S, OLD, R, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 0, 0, 0, 0, 0, S, BBS_DEC_ROUTE, 0},
-    {"restart with +H now in the configuration: the administrator's",
-     0, 1, 1, 0, 0, S, OLD, R, 0, 1, 1, 1, 0, 1, S, S,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"restart, +H in the configuration of a member never held",
-     0, 0, 1, 0, 0, 0, OLD, R, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_ROUTE, 0},
-    {"restart before any check: the member waits in standby",
-     0, 0, 0, 0, 0, 0, OLD, N, 0, 1, 1, 1, 0, 1, 0, 0,
-     0, 0, 0, 0, S, S, 0, BBS_DEC_PENDING, 0},
-    {"never checked: a standby, the administrator's Stby left alone",
-     0, 0, 0, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 1, S, S,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
-    {"the first check routes: the module's Stby of an unchecked member goes",
-     0, 0, 0, 0, 0, S, G, R, 0, 1, 1, 1, 0, 1, S, 0,
-     0, 0, 0, 0, 0, 0, S, BBS_DEC_ROUTE, 0},
-    {"a newer generation holds the member: an older checker leaves it",
-     0, 1, 1, 0, 0, S, NEW, R, 0, 1, 1, 1, 0, 1, 0, 0,
-     0, 1, 0, 0, S, 0, 0, BBS_DEC_STANDBY, 0},
+    {.name = "restart rebuilt the flags: Stby and HcFl come back from the record",
+     .down = 1, .standby = 1, .owned = S | H, .gen = OLD, .verdict = N,
+     .x_down = 1, .x_standby = 1, .x_owned = S | H, .x_set = S | H,
+     .x_decision = BBS_DEC_BLOCK},
+    {.name = "restart rebuilt the flags of a standby member: Stby back",
+     .standby = 1, .owned = S, .gen = OLD, .verdict = N, .x_standby = 1,
+     .x_owned = S, .x_set = S, .x_decision = BBS_DEC_STANDBY},
+    {.name = "restart kept the flags: the module's Stby is still its own",
+     .standby = 1, .owned = S, .gen = OLD, .verdict = N, .wflags = S,
+     .x_standby = 1, .x_owned = S, .x_decision = BBS_DEC_STANDBY},
+    {.name = "restart kept the flags: cleared when the member routes again",
+     .standby = 1, .owned = S, .gen = OLD, .wflags = S, .x_clear = S,
+     .x_decision = BBS_DEC_ROUTE},
+    {.name = "restart with +H now in the configuration: the administrator's",
+     .standby = 1, .owned = S, .gen = OLD, .wflags = S, .admin = S,
+     .x_decision = BBS_DEC_ROUTE},
+    {.name = "restart, +H in the configuration of a member never held",
+     .gen = OLD, .wflags = S, .x_decision = BBS_DEC_ROUTE},
+    {.name = "restart before any check: the member waits in standby",
+     .unchecked = 1, .gen = OLD, .verdict = N, .x_owned = S, .x_set = S,
+     .x_decision = BBS_DEC_PENDING},
+    {.name = "never checked: a standby, the administrator's Stby left alone",
+     .unchecked = 1, .verdict = N, .wflags = S, .admin = S,
+     .x_decision = BBS_DEC_PENDING},
+    {.name = "the first check routes: the module's Stby of an unchecked member goes",
+     .unchecked = 1, .owned = S, .wflags = S, .x_clear = S,
+     .x_decision = BBS_DEC_ROUTE},
+    {.name = "a newer generation holds the member: an older checker leaves it",
+     .standby = 1, .owned = S, .gen = NEW, .x_standby = 1, .x_owned = S,
+     .x_decision = BBS_DEC_STANDBY},
     /* another hcmethod */
-    {"switched to another method: the module's Stby and HcFl go",
-     1, 1, 1, 0, 0, S | H, G, N, 0, 1, 1, 1, 0, 0, S | H, 0,
-     1, 1, 0, 0, 0, 0, S | H, BBS_DEC_PENDING, 0},
-    {"switched to another method: the administrator's Stby stays",
-     0, 1, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 0, S, 0,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
-    {"switched to another method after a restart rebuilt the flags",
-     0, 1, 1, 0, 0, S, OLD, N, 0, 1, 1, 1, 0, 0, 0, 0,
-     0, 1, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
-    {"switched to another method: HcFl the other method set stays",
-     0, 0, 1, 0, 0, 0, G, N, 0, 1, 1, 1, 0, 0, H, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
-    {"switched to another method: a check result changes nothing",
-     0, 0, 1, 0, 0, 0, G, F, 0, 1, 1, 1, 0, 0, 0, 0,
-     0, 0, 0, 0, 0, 0, 0, BBS_DEC_PENDING, 0},
+    {.name = "switched to another method: the module's Stby and HcFl go",
+     .down = 1, .standby = 1, .owned = S | H, .verdict = N, .other_method = 1,
+     .wflags = S | H, .x_down = 1, .x_standby = 1, .x_clear = S | H,
+     .x_decision = BBS_DEC_PENDING},
+    {.name = "switched to another method: the administrator's Stby stays",
+     .standby = 1, .verdict = N, .other_method = 1, .wflags = S,
+     .x_standby = 1, .x_decision = BBS_DEC_PENDING},
+    {.name = "switched to another method after a restart rebuilt the flags",
+     .standby = 1, .owned = S, .gen = OLD, .verdict = N, .other_method = 1,
+     .x_standby = 1, .x_decision = BBS_DEC_PENDING},
+    {.name = "switched to another method: HcFl the other method set stays",
+     .verdict = N, .other_method = 1, .wflags = H,
+     .x_decision = BBS_DEC_PENDING},
+    {.name = "switched to another method: a check result changes nothing",
+     .verdict = F, .other_method = 1, .x_decision = BBS_DEC_PENDING},
 };
 
-static void run_row(const row_t *t, bbs_policy_out *out)
+static void run_row(const row_t *t, bbs_policy_out_t *out)
 {
-    bbs_member_t prev;
-    bbs_policy_in in;
+    bbs_member_state_t prev;
+    bbs_policy_in_t in;
 
     memset(&prev, 0, sizeof(prev));
     prev.down = t->down;
     prev.standby = t->standby;
-    prev.checked = t->checked;
+    prev.checked = !t->unchecked;
     prev.pcount = t->pcount;
     prev.fcount = t->fcount;
     prev.owned = t->owned;
-    prev.gen = t->gen;
+    prev.gen = t->gen ? t->gen : G;
     memset(&in, 0, sizeof(in));
     in.verdict = t->verdict;
     in.standby = t->in_standby;
-    in.passes = t->passes;
-    in.fails = t->fails;
-    in.fast_block = t->fast_block;
+    in.passes = t->passes ? t->passes : 1;
+    in.fails = t->fails ? t->fails : 1;
+    in.fast_block = !t->fast_block_off;
     in.panic = t->panic;
-    in.ours = t->ours;
+    in.ours = !t->other_method;
     in.wflags = t->wflags;
     in.admin = t->admin;
     in.gen = G;
@@ -221,7 +224,7 @@ static void run_row(const row_t *t, bbs_policy_out *out)
 START_TEST(every_transition_of_the_table)
 {
     const row_t *t = &rows[_i];
-    bbs_policy_out out;
+    bbs_policy_out_t out;
 
     run_row(t, &out);
     ck_assert_msg(out.next.down == t->x_down, "%s: down %d", t->name,
@@ -255,9 +258,9 @@ START_TEST(rules_hold_for_every_combination)
     unsigned combo, checked = 0;
 
     for (combo = 0; combo < (1u << 15); ++combo) {
-        bbs_member_t prev, again;
-        bbs_policy_in in;
-        bbs_policy_out out, out2;
+        bbs_member_state_t prev, again;
+        bbs_policy_in_t in;
+        bbs_policy_out_t out, out2;
         unsigned held;
 
         memset(&prev, 0, sizeof(prev));
@@ -319,9 +322,9 @@ END_TEST
  * sets it again when the node enters one anew, or after a restart. */
 START_TEST(an_administrators_off_lasts_while_the_standby_state_does)
 {
-    bbs_member_t m;
-    bbs_policy_in in;
-    bbs_policy_out out;
+    bbs_member_state_t m;
+    bbs_policy_in_t in;
+    bbs_policy_out_t out;
 
     memset(&m, 0, sizeof(m));
     memset(&in, 0, sizeof(in));
@@ -428,7 +431,8 @@ START_TEST(a_held_member_has_a_reason_that_explains_its_decision)
         const char *name;
         int down, pcount, fcount, verdict, passes, fails;
         bbs_held_e held;
-        int count, need, decision;
+        int count, need;
+        bbs_decision_e decision;
         const char *reason;
     } cases[] = {
         {"a pass of an out member, 1 of 2", 1, 0, 0, R, 2, 1,
@@ -455,9 +459,9 @@ START_TEST(a_held_member_has_a_reason_that_explains_its_decision)
     size_t i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
-        bbs_member_t prev;
-        bbs_policy_in in;
-        bbs_policy_out out;
+        bbs_member_state_t prev;
+        bbs_policy_in_t in;
+        bbs_policy_out_t out;
         char reason[BBS_REASON_LEN];
 
         memset(&prev, 0, sizeof(prev));
@@ -495,7 +499,7 @@ END_TEST
 /* A long reason of the check is cut, never what the rules add before it. */
 START_TEST(a_long_check_reason_keeps_the_rules_part)
 {
-    bbs_policy_out out;
+    bbs_policy_out_t out;
     char reason[BBS_REASON_LEN], longer[BBS_REASON_LEN * 2];
 
     memset(&out, 0, sizeof(out));
