@@ -119,14 +119,12 @@ static json_t *member_json(request_rec *r, const bbs_row_t *row)
 static json_t *history_json(request_rec *r, const bbs_record_t *rec)
 {
     json_t *h = json_array();
-    apr_uint32_t n = rec->history_len < BBS_HISTORY ? rec->history_len
-                                                    : BBS_HISTORY;
+    apr_uint32_t n = bbs_view_changes(rec);
     apr_uint32_t i;
 
     /* newest first */
     for (i = 0; i < n; ++i) {
-        const bbs_change_t *c =
-            &rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
+        const bbs_change_t *c = bbs_view_change(rec, i);
         json_t *e = json_object();
 
         json_object_set_new(e, BBS_KEY_AT, json_string(bbs_view_time(r->pool,

@@ -127,8 +127,7 @@ static const char *html_rotation(request_rec *r, const bbs_row_t *row)
  * as a list a click opens (no hover on a phone). */
 static void html_history(request_rec *r, const bbs_record_t *rec, int marks)
 {
-    apr_uint32_t n = rec->history_len < BBS_HISTORY ? rec->history_len
-                                                    : BBS_HISTORY;
+    apr_uint32_t n = bbs_view_changes(rec);
     apr_uint32_t k;
 
     if (!n) {
@@ -142,8 +141,7 @@ static void html_history(request_rec *r, const bbs_record_t *rec, int marks)
                    "</summary><ol>", n, n == 1 ? "" : "s");
     }
     for (k = 0; k < n; ++k) {
-        const bbs_change_t *c =
-            &rec->history[(rec->history_len - 1 - k) % BBS_HISTORY];
+        const bbs_change_t *c = bbs_view_change(rec, k);
         const char *to = bbs_decision_name(c->to);
         const char *text = apr_psprintf(
             r->pool, "%s %s &rarr; %s%s%s%s: %s", bbs_view_time(r->pool, c->at),

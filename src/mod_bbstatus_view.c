@@ -215,3 +215,14 @@ const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row)
     return apr_psprintf(p, "warming, %u%% of its share, %u s left",
                         w->share / 10, (left_ms + 999) / 1000);
 }
+
+apr_uint32_t bbs_view_changes(const bbs_record_t *rec)
+{
+    return rec->history_len < BBS_HISTORY ? rec->history_len : BBS_HISTORY;
+}
+
+const bbs_change_t *bbs_view_change(const bbs_record_t *rec, apr_uint32_t i)
+{
+    /* a ring, newest at (len - 1) % BBS_HISTORY */
+    return &rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
+}

@@ -49,6 +49,10 @@ int bbs_view_checked(const bbs_row_t *row);
 const char *bbs_view_state(const bbs_row_t *row);
 /* Why the member is where it is, as every output words it. */
 const char *bbs_view_reason(const bbs_row_t *row);
+/* The changes of decision a record keeps, and the i-th newest of them
+ * (0: the last change). */
+apr_uint32_t bbs_view_changes(const bbs_record_t *rec);
+const bbs_change_t *bbs_view_change(const bbs_record_t *rec, apr_uint32_t i);
 /* "warming, 40% of its share, 12 s left" (or why it is held); NULL when
  * the member is not warming up. */
 const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row);
