@@ -49,6 +49,7 @@ METRICS = {
     "bbstatus_member_checked_timestamp_seconds": "gauge",
     "bbstatus_member_decision_changes_total": "counter",
     "bbstatus_member_hcinterval_seconds": "gauge",
+    "bbstatus_member_warmup_share": "gauge",
 }
 # labels a metric carries after balancer and member
 EXTRA_LABEL = {"bbstatus_member_state": "state",

@@ -209,9 +209,13 @@ def test_example_rolling_restart_loses_no_get(env, name):
             headers={"Cookie": site["cookie"](r)})
     for load in loads.values():
         load.start()
+    # Bitbucket's and Jira's examples go through a whole rolling restart;
+    # the other products' (the same balancer shape, other probe URLs and
+    # states) through one node's restart, to keep the suite's time down
+    restarted = routes if name in ("bitbucket", "jira") else routes[:1]
     try:
         time.sleep(1.0)
-        for r in routes:
+        for r in restarted:
             nodes.script(r, [list(s) for s in RESTART])
             nodes.wait_script(r, timeout=15)
             # a rolling restart waits for the node to serve again

@@ -16,17 +16,15 @@ import fcntl
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import time
 
 import pytest
 
 from bbs import make_cert
+from pkgtools import REPO, run, version
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 PKG = "libapache2-mod-bbstatus"
 MODULES_DIR = "/usr/lib/apache2/modules"
 MODS_AVAILABLE = "/etc/apache2/mods-available"
@@ -39,23 +37,6 @@ TOOLS = ("git", "dpkg-buildpackage", "dh", "dh_apache2", "lintian",
 # Tests of this file on other checkouts of the machine would fight over
 # dpkg and policy-rc.d; they take turns.
 LOCK = "/run/lock/mod_bbstatus-package-tests.lock"
-
-
-def run(cmd, cwd=None, timeout=300, check=False, env=None):
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
-    if check:
-        assert r.returncode == 0, "%s: rc %d\n%s%s" % (
-            " ".join(cmd), r.returncode, r.stdout, r.stderr)
-    return r
-
-
-def version():
-    with open(os.path.join(REPO, "include", "bbs_keys.h")) as f:
-        for line in f:
-            if line.startswith("#define BBS_VERSION "):
-                return line.split('"')[1]
-    raise AssertionError("no BBS_VERSION in include/bbs_keys.h")
 
 
 def dpkg_with_lock_wait(args, deadline_s=180):

@@ -16,16 +16,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 
 import pytest
 
 from bbs import BB, get, murl, params, records, site, traffic
 from httpd import LEVEL_RE, free_port, reachable_parent, wait_until
+from pkgtools import REPO, run, version
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 HTTPD_VERSION = "2.4.62"
 HTTPD_SRC = os.environ.get("HTTPD_SRC") or os.path.join(
     os.path.dirname(REPO), "shared", "httpd-src")
@@ -38,23 +36,6 @@ LAYOUT = (
     "/etc/httpd/conf.modules.d/10-bbstatus.conf",
     "/" + MODDIR + "/mod_bbstatus.so",
 )
-
-
-def run(cmd, cwd=None, timeout=300, check=False, env=None):
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
-    if check:
-        assert r.returncode == 0, "%s: rc %d\n%s%s" % (
-            " ".join(cmd), r.returncode, r.stdout, r.stderr)
-    return r
-
-
-def version():
-    with open(os.path.join(REPO, "include", "bbs_keys.h")) as f:
-        for line in f:
-            if line.startswith("#define BBS_VERSION "):
-                return line.split('"')[1]
-    raise AssertionError("no BBS_VERSION in include/bbs_keys.h")
 
 
 def httpd_prefix():
