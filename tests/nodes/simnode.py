@@ -42,13 +42,31 @@ Control API (HTTP/1.1, JSON):
                                   /rest/api/latest/status; synchrony:
                                   false takes a Confluence node's
                                   Synchrony down: /synchrony/heartbeat
-                                  and every /synchrony/ path answer 503)
+                                  and every /synchrony/ path answer 503;
+                                  delay_ms: service time of every answer
+                                  to a path other than the status path,
+                                  default 0; cold: a cold JVM, null or
+                                  {"extra_ms", "tau_s", "concurrency"},
+                                  see "Cold start" below; cold_start:
+                                  true arms it now)
     GET  /nodes/NAME/requests     [[t, path, status], ...] of the last 10,000
                                   requests to paths other than /status
     POST /script/NAME             {"steps": [[STATE, seconds], ...]} runs in the
                                   background (a step may also be [{fields}, s])
     GET  /events                  [{"t", "node", "state", "mode"}, ...]
     POST /shutdown                ends the process
+
+Cold start: a node with ``cold`` set is cold from the moment its state
+turns RUNNING from another one (or ``cold_start`` is posted): a page
+then takes delay_ms + extra_ms * exp(-t / tau_s) milliseconds, t the
+seconds since it turned RUNNING, and at most ``concurrency`` pages are
+served at once (the others wait in arrival order; 0: no bound).  The
+extra time is fixed when a page's service begins; the status path is
+neither delayed nor counted.  Defaults: extra_ms 200, tau_s 10,
+concurrency 8.  The node is warm again (not armed) once it is STOPPED or
+``cold`` is set to null.  The record shows ``cold_since`` (time.time()
+of the start, or null), ``cold_extra_ms`` (the extra time a page starting
+now takes), ``in_service`` and ``queued``.
 
 ``SimNodes`` in simclient.py starts the simulator as a subprocess and drives
 the control API.
@@ -142,6 +160,12 @@ SCOPES = ("status", "all", "pages")
 
 DEFAULT_CUSTOM = {"status": 200, "content_type": JSON_TYPE,
                   "body": '{"state":"RUNNING"}'}
+
+# A cold JVM (the cold field): extra service time falling exponentially
+# from extra_ms with time constant tau_s after the node turns RUNNING, and
+# at most `concurrency` pages served at once (0: no bound).
+DEFAULT_COLD = {"extra_ms": 200.0, "tau_s": 10.0, "concurrency": 8}
+MAX_DELAY_MS = 60_000.0
 
 LOGIN_PATH = "/login.jsp?os_destination=%2Fstatus"
 REDIRECT_HTML = (b'<html><head><title>Redirecting</title></head><body>'
@@ -455,7 +479,8 @@ def validate_update(fields) -> dict:
     if not isinstance(fields, dict):
         raise ValueError("expected a JSON object")
     unknown = set(fields) - {"state", "mode", "scope", "flavor", "custom",
-                             "reset_counts", "status_path", "synchrony"}
+                             "reset_counts", "status_path", "synchrony",
+                             "delay_ms", "cold", "cold_start"}
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
     if "state" in fields and (not isinstance(fields["state"], str)
@@ -475,6 +500,26 @@ def validate_update(fields) -> dict:
         raise ValueError("synchrony must be true or false")
     if "reset_counts" in fields and not isinstance(fields["reset_counts"], bool):
         raise ValueError("reset_counts must be true or false")
+    if "delay_ms" in fields and not _number(fields["delay_ms"], 0.0,
+                                            MAX_DELAY_MS):
+        raise ValueError(f"delay_ms must be a number 0..{MAX_DELAY_MS:g}")
+    if "cold" in fields and fields["cold"] is not None:
+        cold = fields["cold"]
+        if not isinstance(cold, dict) or set(cold) - set(DEFAULT_COLD):
+            raise ValueError("cold is null or takes extra_ms, tau_s and "
+                             "concurrency")
+        if "extra_ms" in cold and not _number(cold["extra_ms"], 0.0,
+                                              MAX_DELAY_MS):
+            raise ValueError(f"cold.extra_ms must be a number "
+                             f"0..{MAX_DELAY_MS:g}")
+        if "tau_s" in cold and (not _number(cold["tau_s"], 0.0, 3600.0)
+                                or cold["tau_s"] <= 0):
+            raise ValueError("cold.tau_s must be a number > 0 and <= 3600")
+        conc = cold.get("concurrency", 0)
+        if type(conc) is not int or not 0 <= conc <= 10_000:
+            raise ValueError("cold.concurrency must be an integer 0..10000")
+    if "cold_start" in fields and not isinstance(fields["cold_start"], bool):
+        raise ValueError("cold_start must be true or false")
     if "custom" in fields:
         custom = fields["custom"]
         if not isinstance(custom, dict) or set(custom) - set(DEFAULT_CUSTOM):
@@ -489,6 +534,11 @@ def validate_update(fields) -> dict:
         if not isinstance(custom.get("body", ""), str):
             raise ValueError("custom.body must be a string")
     return fields
+
+
+def _number(x, lo: float, hi: float) -> bool:
+    return (type(x) in (int, float) and math.isfinite(x)
+            and lo <= x <= hi)
 
 
 class Node:
@@ -508,6 +558,15 @@ class Node:
         # a Confluence node's Synchrony answers its heartbeat
         self.synchrony = True
         self.custom = dict(DEFAULT_CUSTOM)
+        # service time of pages, and the cold-JVM model (see the module's
+        # docstring): cold_since is when the node last turned RUNNING with
+        # cold set, slots bounds the pages served at once while it is armed
+        self.delay_ms = 0.0
+        self.cold: dict | None = None
+        self.cold_since: float | None = None
+        self.slots: asyncio.Semaphore | None = None
+        self.in_service = 0
+        self.queued = 0
         # While the port must refuse connections, self.sock holds a bound but
         # not listening socket: the kernel answers SYNs with RST, and nobody
         # else can take the port before it is reopened.
@@ -541,6 +600,12 @@ class Node:
             "status_path": self.status_path,
             "synchrony": self.synchrony,
             "custom": dict(self.custom),
+            "delay_ms": self.delay_ms,
+            "cold": dict(self.cold) if self.cold is not None else None,
+            "cold_since": self.cold_since,
+            "cold_extra_ms": self.cold_extra_ms(),
+            "in_service": self.in_service,
+            "queued": self.queued,
             "listening": self.server is not None,
             "connections": len(self.conns),
             "script_running": bool(self.script_task and not self.script_task.done()),
@@ -569,6 +634,9 @@ class Node:
 
     async def update(self, fields: dict) -> dict:
         fields = validate_update(fields)
+        if fields.get("cold_start") and not (
+                fields["cold"] if "cold" in fields else self.cold):
+            raise ValueError("cold_start needs cold set")
         old = (self.state, self.mode)
         if "flavor" in fields:
             # a node at its old flavor's status path moves to the new one's
@@ -585,10 +653,25 @@ class Node:
             self.custom = {**self.custom, **fields["custom"]}
         if "synchrony" in fields:
             self.synchrony = fields["synchrony"]
+        if "delay_ms" in fields:
+            self.delay_ms = float(fields["delay_ms"])
+        if "cold" in fields:
+            if fields["cold"] is None:
+                self.cold = None
+                self.disarm_cold()
+            else:
+                self.cold = {**DEFAULT_COLD, **(self.cold or {}),
+                             **fields["cold"]}
         if "state" in fields:
             self.state = fields["state"]
         if "mode" in fields:
             self.mode = fields["mode"]
+        if self.state == STOPPED:
+            self.disarm_cold()
+        elif self.cold is not None and (
+                fields.get("cold_start")
+                or (self.state == "RUNNING" and old[0] != "RUNNING")):
+            self.arm_cold()
         if fields.get("reset_counts"):
             self.reset_counts()
         if self.mode != old[1]:
@@ -598,6 +681,44 @@ class Node:
             self.sim.add_event(self)
         await self.sync_listener()
         return self.record()
+
+    # -- the cold-JVM model -------------------------------------------------
+
+    def arm_cold(self) -> None:
+        self.cold_since = time.time()
+        conc = self.cold["concurrency"]
+        # requests already waiting keep the semaphore they wait on
+        self.slots = asyncio.Semaphore(conc) if conc else None
+
+    def disarm_cold(self) -> None:
+        self.cold_since = None
+        self.slots = None
+
+    def cold_extra_ms(self) -> float:
+        if self.cold_since is None or self.cold is None:
+            return 0.0
+        t = max(0.0, time.time() - self.cold_since)
+        return self.cold["extra_ms"] * math.exp(-t / self.cold["tau_s"])
+
+    async def serve_time(self) -> None:
+        """The service time of one page: delay_ms, plus the cold extra
+        while armed, in one of the node's slots (queued for a free one)."""
+        slots = self.slots
+        if slots is not None:
+            self.queued += 1
+            try:
+                await slots.acquire()
+            finally:
+                self.queued -= 1
+        self.in_service += 1
+        try:
+            seconds = (self.delay_ms + self.cold_extra_ms()) / 1000.0
+            if seconds > 0:
+                await asyncio.sleep(seconds)
+        finally:
+            self.in_service -= 1
+            if slots is not None:
+                slots.release()
 
     def start_script(self, steps: list) -> None:
         if self.script_task and not self.script_task.done():
@@ -835,6 +956,8 @@ class Node:
     # may carry another one.
 
     async def _mode_normal(self, conn, req, is_status, entry):
+        if not is_status and (self.delay_ms or self.cold_since is not None):
+            await self.serve_time()
         code, ctype, body = self._regular(req, is_status)
         return await self._reply(conn, req, entry, code,
                                  [("Content-Type", ctype)], body)

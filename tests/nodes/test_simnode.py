@@ -637,6 +637,82 @@ def test_control_errors(sim):
     assert sim.node("bb")["mode"] == "normal"
 
 
+
+def timed_get(port, path="/rest/api/1.0/projects"):
+    t0 = time.monotonic()
+    code, headers, body = get(port, path)
+    return code, time.monotonic() - t0
+
+
+def test_delay_and_cold_start(tmp_path):
+    """delay_ms slows every page (not the status path); a node with cold
+    set is cold from its turn to RUNNING: the extra time falls with tau_s
+    and at most `concurrency` pages are served at once, the others
+    queue."""
+    import concurrent.futures
+    with SimNodes.start(nodes=[("w", "bitbucket", "RUNNING")],
+                        tmpdir=tmp_path) as sim:
+        port = sim.port("w")
+        rec = sim.set("w", delay_ms=50)
+        assert rec["delay_ms"] == 50 and rec["cold"] is None
+        assert rec["cold_since"] is None and rec["cold_extra_ms"] == 0
+        code, dt = timed_get(port)
+        assert code == 200 and 0.045 <= dt < 0.5, dt
+        code, dt = timed_get(port, "/status")
+        assert code == 200 and dt < 0.045, dt
+
+        # set while RUNNING: not armed until the node turns RUNNING again
+        rec = sim.set("w", delay_ms=5,
+                      cold={"extra_ms": 400, "tau_s": 1.0,
+                            "concurrency": 2})
+        assert rec["cold"] == {"extra_ms": 400, "tau_s": 1.0,
+                               "concurrency": 2}
+        assert rec["cold_since"] is None
+        assert timed_get(port)[1] < 0.2
+        sim.set("w", state="STARTING")
+        assert sim.node("w")["cold_since"] is None
+        before = time.time()
+        rec = sim.set("w", state="RUNNING")
+        assert before <= rec["cold_since"] <= time.time()
+        assert 300 < rec["cold_extra_ms"] <= 400
+
+        # four at once, two slots: two are served at once, two wait for
+        # them (about 2 x 0.4 s for the last one)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            futs = [pool.submit(timed_get, port) for _ in range(4)]
+            time.sleep(0.15)
+            mid = sim.node("w")
+            times = sorted(f.result()[1] for f in futs)
+        assert mid["in_service"] == 2 and mid["queued"] == 2, mid
+        assert 0.25 < times[0] < 0.45 and times[1] < 0.45, times
+        assert times[3] > 0.5, times
+        # the status path is neither slowed nor queued
+        assert timed_get(port, "/status")[1] < 0.1
+
+        # warm after a few time constants: the base time again
+        assert wait_until(lambda: sim.node("w")["cold_extra_ms"] < 10, 5.0)
+        assert timed_get(port)[1] < 0.1
+
+        # cold_start arms it at once; STOPPED and cold=null make it warm
+        rec = sim.set("w", cold_start=True)
+        assert rec["cold_since"] is not None and rec["cold_extra_ms"] > 300
+        assert timed_get(port)[1] > 0.25
+        rec = sim.set("w", state="STOPPED")
+        assert rec["cold_since"] is None
+        sim.set("w", state="RUNNING")         # armed again: cold still set
+        rec = sim.set("w", cold=None)
+        assert rec["cold"] is None and rec["cold_since"] is None
+        assert timed_get(port)[1] < 0.2
+
+        # refused values leave the node as it was
+        for bad in ({"delay_ms": -1}, {"delay_ms": True},
+                    {"cold": {"tau_s": 0}}, {"cold": {"concurrency": 1.5}},
+                    {"cold": {"colour": 1}}, {"cold_start": True}):
+            with pytest.raises(SimNodesError, match="400"):
+                sim.set("w", **bad)
+        assert sim.node("w")["delay_ms"] == 5
+
+
 # -- separate processes --------------------------------------------------------
 
 def test_stop_shutdown_and_ports_file(tmp_path):
