@@ -11,8 +11,10 @@ import signal
 import sys
 import time
 
-from .common import CONFIGS, CONFIG_ORDER, REPO, SCENARIOS, log
+from .common import (CONFIGS, CONFIG_ORDER, REJOIN_ORDER, REPO, SCENARIOS,
+                     log)
 from .procs import Bench
+from .rejoin import draw_rejoin, scenario_rejoin
 from .report import draw_picture, machine_info, write_report
 from .scenarios import (scenario_backup, scenario_detection,
                         scenario_overhead, scenario_rolling, scenario_scale)
@@ -32,15 +34,19 @@ def parse_args(argv=None):
     p.add_argument("--png", default=None,
                    help="the timeline picture (default: "
                         "<dir of --out>/bench/rolling-restart.png)")
+    p.add_argument("--rejoin-png", default=None,
+                   help="the rejoin picture (default: "
+                        "<dir of --out>/bench/rejoin.png)")
     p.add_argument("--quick", action="store_true",
                    help="smaller counts (a few minutes), for development")
     p.add_argument("--scenario", action="append", default=[],
                    help="run only these (repeatable or comma-separated): "
                         + ", ".join(SCENARIOS))
-    p.add_argument("--configs", default=",".join(CONFIG_ORDER),
-                   help="configurations for rolling, backup and "
-                        "detection (comma-separated; default all: "
-                        + ", ".join(CONFIG_ORDER) + ")")
+    p.add_argument("--configs", default=None,
+                   help="configurations for rolling, backup, detection "
+                        "and rejoin (comma-separated; default for the "
+                        "first three: " + ", ".join(CONFIG_ORDER)
+                        + "; for rejoin: " + ", ".join(REJOIN_ORDER) + ")")
     p.add_argument("--workdir", default=os.path.join(REPO, "build", "bench"),
                    help="httpd roots, simulator logs and raw data")
     p.add_argument("--from-json", metavar="RESULTS",
@@ -62,11 +68,13 @@ def parse_args(argv=None):
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}; one of {', '.join(SCENARIOS)}")
     a.scenarios = [s for s in SCENARIOS if s in wanted]
-    a.config_list = [c.strip() for c in a.configs.split(",") if c.strip()]
-    for c in a.config_list:
+    given = [c.strip() for c in (a.configs or "").split(",") if c.strip()]
+    for c in given:
         if c not in CONFIGS:
             p.error(f"unknown configuration {c!r}; one of "
-                    f"{', '.join(CONFIG_ORDER)}")
+                    f"{', '.join(CONFIGS)}")
+    a.config_list = given or list(CONFIG_ORDER)
+    a.rejoin_configs = given or list(REJOIN_ORDER)
     if not shutil.which("wrk") and "overhead" in a.scenarios:
         p.error("wrk is not installed (Debian: apt-get install wrk)")
     if not os.path.isfile(a.module) and not a.from_json:
@@ -84,8 +92,10 @@ def main(argv=None):
     out = os.path.abspath(a.out)
     png = os.path.abspath(a.png) if a.png else os.path.join(
         os.path.dirname(out), "bench", "rolling-restart.png")
+    rpng = os.path.abspath(a.rejoin_png) if a.rejoin_png else os.path.join(
+        os.path.dirname(out), "bench", "rejoin.png")
     if a.from_json:
-        return render_again(a.from_json, out, png, a.workdir, a.note)
+        return render_again(a.from_json, out, png, a.workdir, a.note, rpng)
     cmd = "/usr/bin/python3 bench/run.py " + shlex.join(
         argv if argv is not None else sys.argv[1:])
     meta = {"quick": a.quick, "scenarios": a.scenarios,
@@ -115,6 +125,8 @@ def main(argv=None):
         if "scale" in a.scenarios or "memory" in a.scenarios:
             results["scale"] = scenario_scale(bench, "scale" in a.scenarios,
                                               "memory" in a.scenarios)
+        if "rejoin" in a.scenarios:
+            results["rejoin"] = scenario_rejoin(bench, a.rejoin_configs)
     finally:
         bench.close()
         meta["finished"] = datetime.datetime.now().astimezone().strftime(
@@ -129,12 +141,16 @@ def main(argv=None):
     if "rolling" in results and draw_picture(bench, results["rolling"], png):
         png_rel = os.path.relpath(png, os.path.dirname(out))
         log(f"picture: {png}")
-    write_report(out, results, meta, png_rel)
+    rpng_rel = None
+    if "rejoin" in results and draw_rejoin(bench, results["rejoin"], rpng):
+        rpng_rel = os.path.relpath(rpng, os.path.dirname(out))
+        log(f"picture: {rpng}")
+    write_report(out, results, meta, png_rel, rpng_rel)
     log(f"wrote {out} in {time.time() - t_begin:.0f} s")
     return 0
 
 
-def render_again(path, out, png, workdir, note=None):
+def render_again(path, out, png, workdir, note=None, rpng=None):
     with open(path) as f:
         doc = json.load(f)
     meta, results = doc["meta"], doc["results"]
@@ -152,6 +168,10 @@ def render_again(path, out, png, workdir, note=None):
     if "rolling" in results and draw_picture(Paths(), results["rolling"],
                                              png):
         png_rel = os.path.relpath(png, os.path.dirname(out))
-    write_report(out, results, meta, png_rel)
+    rpng_rel = None
+    if "rejoin" in results and rpng and draw_rejoin(
+            Paths(), results["rejoin"], rpng):
+        rpng_rel = os.path.relpath(rpng, os.path.dirname(out))
+    write_report(out, results, meta, png_rel, rpng_rel)
     log(f"wrote {out} from {path}")
     return 0

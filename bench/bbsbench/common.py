@@ -24,13 +24,20 @@ USER_PATH = "/rest/api/1.0/projects"   # what users ask for (not /status)
 # logged-in users of a sticky Jira or Bitbucket do.
 ROLLING_USERS = ("", "n1", "", "n2", "", "n3")
 MAINT_PATH = "/mvc/maintenance"
-SCENARIOS = ("rolling", "backup", "detection", "overhead", "scale", "memory")
+SCENARIOS = ("rolling", "backup", "detection", "overhead", "scale", "memory",
+             "rejoin")
 
 CONFIG_ORDER = ("bbstatus", "bbstatus-plain", "get-status", "get-expr",
                 "get-projects", "tcp", "haproxy", "haproxy-retry", "nginx")
 STOCK = ("get-status", "get-expr", "get-projects", "tcp")
 # other proxies, in rolling, backup and detection only (bbsbench/peers.py)
 PEERS = ("haproxy", "haproxy-retry", "nginx")
+# the rejoin scenario's configurations (bbsbench/rejoin.py): the warm-up
+# ramp and HAProxy's slowstart run there only
+REJOIN_ORDER = ("bbstatus", "bbstatus-warmup", "haproxy-slowstart", "nginx",
+                "get-expr")
+REJOIN_ONLY = ("bbstatus-warmup", "haproxy-slowstart")
+WARMUP = 30              # seconds: BBStatusWarmup and HAProxy's slowstart
 
 # The states the ProxyHCExpr configuration routes: what a stock setup can
 # do that comes closest to the module (route running/first run/maintenance,
@@ -80,6 +87,19 @@ CONFIGS = {
         text="the same + `retry-on 503 conn-failure empty-response "
              "response-timeout`, `retries 2`, `option redispatch 1`, no "
              "layer-7 retry for other methods than GET/HEAD/OPTIONS"),
+    "bbstatus-warmup": dict(
+        label=f"BBSTATUS + BBStatusWarmup {WARMUP}s", module=True,
+        method="hcmethod=BBSTATUS", extra=f"BBStatusWarmup {WARMUP}s",
+        head="",
+        text=f"`hcmethod=BBSTATUS` with `BBStatusWarmup {WARMUP}s` (floor "
+             "at its default, 5% of the member's share); rejoin scenario "
+             "only"),
+    "haproxy-slowstart": dict(
+        label=f"HAProxy slowstart {WARMUP}s", module=False, peer="haproxy",
+        retry=False, slowstart=WARMUP,
+        text=f"the HAProxy configuration + `slowstart {WARMUP}s` on every "
+             "server (its weight grows from almost 0 to full over "
+             f"{WARMUP} s after it comes back); rejoin scenario only"),
     "nginx": dict(
         label="nginx", module=False, peer="nginx", retry=False,
         text="nginx 1.22: `max_fails=1 fail_timeout=1s`, "
@@ -106,6 +126,7 @@ FULL = dict(
     scale_members=1000, scale_procs=4, scale_balancers=10,
     scale_warmup=6.0, scale_window=30.0, scale_samples=15,
     idle_window=20.0, memory_checks=100_000,
+    rejoin_steady=4.0, rejoin_window=60.0,
 )
 QUICK = dict(
     rolling_nodes=("n2",), rolling_settle=3.5, warmup=2.0,
@@ -117,6 +138,7 @@ QUICK = dict(
     scale_members=200, scale_procs=1, scale_balancers=2,
     scale_warmup=4.0, scale_window=10.0, scale_samples=5,
     idle_window=8.0, memory_checks=10_000,
+    rejoin_steady=3.0, rejoin_window=30.0,
 )
 
 # Restart of one node, the way Bitbucket/Jira go through a graceful restart.

@@ -17,7 +17,8 @@ from .common import EXPR_STATES
 HAPROXY_RSTRING = '"state" *: *"(' + EXPR_STATES + ')"'
 
 
-def haproxy_conf(ports, port, retry, interval=1, routes=None):
+def haproxy_conf(ports, port, retry, interval=1, routes=None,
+                 slowstart=None):
     """HAProxy 2.6 as an expert would set it up for Bitbucket/Jira nodes:
     an HTTP check of /status matched on the state, fast re-checks while a
     server changes, and any 5xx a user gets marking the server down until
@@ -27,7 +28,8 @@ def haproxy_conf(ports, port, retry, interval=1, routes=None):
     whose cookie names a server's value (httpd's ".route") goes to that
     server while it is up, others get a cookie inserted, and ``option
     redispatch`` sends a pinned client elsewhere when its server is down
-    or a connection to it fails."""
+    or a connection to it fails.  With ``slowstart`` (seconds), a server
+    that comes back up takes a weight that grows to full over that time."""
     lines = [
         "global",
         "    maxconn 4096",
@@ -65,7 +67,8 @@ def haproxy_conf(ports, port, retry, interval=1, routes=None):
         ]
     lines.append(f"    default-server inter {interval}s fastinter 100ms "
                  "rise 1 fall 1 observe layer7 error-limit 1 "
-                 "on-error mark-down")
+                 "on-error mark-down"
+                 + (f" slowstart {slowstart}s" if slowstart else ""))
     for i, p in enumerate(ports):
         lines.append(f"    server m{i + 1} 127.0.0.1:{p} check"
                      + (f" cookie .{routes[i]}" if routes else ""))
@@ -154,12 +157,12 @@ class Peer:
         return f"<Peer {self.kind} {self.name} pid={self.pid}>"
 
     def start(self, ports, retry=False, interval=1, deadline=15.0,
-              routes=None):
+              routes=None, slowstart=None):
         for _ in range(3):       # a port taken meanwhile: another one
             self.port = free_port()
             if self.kind == "haproxy":
                 text = haproxy_conf(ports, self.port, retry, interval,
-                                    routes)
+                                    routes, slowstart)
                 self.conf = os.path.join(self.root, "haproxy.cfg")
                 cmd = ["haproxy", "-db", "-f", self.conf,
                        "-p", os.path.join(self.root, "haproxy.pid")]

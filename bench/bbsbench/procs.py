@@ -186,7 +186,7 @@ def start_proxy(bench, cfg, ports, name, interval=None, extra_proxy="",
         p = bench.peer(c["peer"], name)
         p.start(ports, retry=c["retry"],
                 interval=HC_INTERVAL if interval is None else interval,
-                routes=routes)
+                routes=routes, slowstart=c.get("slowstart"))
         return p
     h = bench.httpd(name, CONFIGS[cfg]["module"], loglevel=loglevel, **kw)
     if routes:
@@ -220,7 +220,8 @@ def config_text_sample(cfg, interval=None, n=3, shape="vhost"):
     c = CONFIGS[cfg]
     if c.get("peer") == "haproxy":
         return haproxy_conf(ports, 8080, c["retry"], interval or HC_INTERVAL,
-                            routes).replace("127.0.0.1:799", "node:799")
+                            routes, c.get("slowstart")).replace(
+                                "127.0.0.1:799", "node:799")
     if c.get("peer") == "nginx":
         return nginx_conf(ports, 8080, "/run/bench-nginx", routes).replace(
             "127.0.0.1:799", "node:799")

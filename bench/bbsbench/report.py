@@ -9,10 +9,11 @@ import shutil
 import statistics
 
 from .common import (CONFIGS, CONFIG_ORDER, FULL, HC_FAILS, HC_INTERVAL,
-                     HC_PASSES, HERE, MAINT_PATH, QUICK, RATE, REPO,
-                     SCENARIOS, STOCK, USER_PATH, fmt, fmt_pct, log, median,
-                     ms, run_cmd)
+                     HC_PASSES, HERE, MAINT_PATH, QUICK, RATE, REJOIN_ONLY,
+                     REPO, SCENARIOS, STOCK, USER_PATH, fmt, fmt_pct, log,
+                     median, ms, run_cmd)
 from .procs import config_text_sample
+from .rejoin import rejoin_targets, render_rejoin
 
 # ---------------------------------------------------------------------------
 # Report
@@ -226,8 +227,9 @@ cookie. The load generator never keeps a cookie it is given: cookieless
 users stay cookieless, pinned users stay pinned to the same node through
 the whole run.
 
-Sections 2 to 6 run the balancer of the same configuration in the main
-server: the same `<Proxy balancer://bb>` without `route=` and
+The rejoin (section 7) runs the shape of section 1, without cookies in
+the load. Sections 2 to 6 run the balancer of the same configuration in
+the main server: the same `<Proxy balancer://bb>` without `route=` and
 `stickysession`, without the `Header` line, and the diagnostics and
 `ProxyPass / balancer://bb/` beside it; HAProxy and nginx without the
 cookie lines and the map (one upstream `bb`); no cookies in the load."""
@@ -235,12 +237,12 @@ cookie lines and the map (one upstream `bb`); no cookies in the load."""
 
 def config_list():
     return "\n".join(f"- *{CONFIGS[c]['label']}*: {CONFIGS[c]['text']}"
-                     for c in CONFIG_ORDER)
+                     for c in CONFIG_ORDER + REJOIN_ONLY)
 
 
 def config_blocks():
     out = []
-    for c in CONFIG_ORDER:
+    for c in CONFIG_ORDER + REJOIN_ONLY:
         peer = CONFIGS[c].get("peer")
         out.append(f"{CONFIGS[c]['label']}"
                    + (" (`haproxy -db -f FILE`)" if peer == "haproxy" else
@@ -973,6 +975,8 @@ def targets(results, meta):
                          "number of checks: something allocated per check "
                          "is not given back (see bench/README.md for how "
                          "to look with valgrind's massif)"))
+    if results.get("rejoin"):
+        rows += rejoin_targets(results["rejoin"])
     return rows
 
 
@@ -1136,7 +1140,7 @@ def render_targets(results, meta, old_section=""):
     return "".join(out)
 
 
-def write_report(path, results, meta, png_rel):
+def write_report(path, results, meta, png_rel, rejoin_png_rel=None):
     sections = {}
     if "rolling" in results:
         sections["rolling"] = render_rolling(results["rolling"], meta,
@@ -1152,6 +1156,9 @@ def write_report(path, results, meta, png_rel):
             sections["scale"] = render_scale(results["scale"], meta)
         if meta["memory_run"]:
             sections["memory"] = render_memory(results["scale"], meta)
+    if "rejoin" in results:
+        sections["rejoin"] = render_rejoin(results["rejoin"], meta,
+                                           rejoin_png_rel)
     try:
         with open(path, encoding="utf-8") as f:
             old = f.read()
