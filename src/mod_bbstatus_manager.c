@@ -244,10 +244,9 @@ static void switched_to_bbstatus(request_rec *r, proxy_balancer *b,
 
 static void confirm(request_rec *r, edit_t *e)
 {
-    proxy_server_conf *conf;
     proxy_balancer *b;
     proxy_worker *w;
-    const char *bname, *wname, *nonce, *h;
+    const char *nonce, *h;
     const settings_t *before;
     settings_t after;
     bbs_slot_t *slot;
@@ -256,25 +255,23 @@ static void confirm(request_rec *r, edit_t *e)
         return;
     }
     e->body[e->len] = '\0';
-    h = param(r->pool, e->body, "w_status_H");
-    bname = param(r->pool, e->body, "b");
-    wname = param(r->pool, e->body, "w");
     nonce = param(r->pool, e->body, "nonce");
-    conf = ap_get_module_config(r->server->module_config, &proxy_module);
-    if (!h || strcmp(h, "1") || !bname || !wname || !nonce || !conf
-        || !(b = ap_proxy_get_balancer(r->pool, conf,
-                                       apr_pstrcat(r->pool, BALANCER_PREFIX,
-                                                   bname, NULL), 0))
-        || strcmp(nonce, b->s->nonce)
-        || !(w = ap_proxy_get_worker(r->pool, b, conf, wname))
-        || !(before = before_of(e, w))) {
+    if (!nonce || !(w = edited(r, e->body, &b))
+        || strcmp(nonce, b->s->nonce)) {
+        return;
+    }
+    if (e->switched) {
+        /* balancer-manager made the edit when the method is BBSTATUS now */
+        if (bbs_method_is(w)) {
+            switched_to_bbstatus(r, b, w);
+        }
+        return;
+    }
+    h = param(r->pool, e->body, "w_status_H");
+    if (!h || strcmp(h, "1") || !(before = before_of(e, w))) {
         return;
     }
     settings_of(&after, w);
-    if (e->switched && bbs_method_is(w)) {
-        switched_to_bbstatus(r, b, w);
-        return;
-    }
     if (memcmp(&after, before, sizeof(after))
         || !PROXY_WORKER_IS_STANDBY(w)
         || !(slot = bbs_shm_member(b, w, 0))

@@ -95,13 +95,18 @@ static void wait_for_first_checks(request_rec *r, proxy_balancer *b)
         return;
     }
     until = apr_time_now() + FIRST_CHECK_WAIT;
-    while (!balancer_checked(b) && apr_time_now() < until) {
+    while (!(done = balancer_checked(b)) && apr_time_now() < until) {
         apr_sleep(FIRST_CHECK_POLL);
+    }
+    if (!done) {
+        /* no checker, or probes that hang: this process waits no more,
+         * requests go where the flags say */
+        apr_atomic_set32(&all_checked, 1);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, BBSLOGNO(0103)
                   "%s: the request waited for the first checks: %s",
-                  b->s->name, balancer_checked(b) ? "done" : "not yet, "
-                  "routed as the flags are");
+                  b->s->name, done ? "done" : "not yet, routed as the "
+                  "flags are; no request of this process waits again");
 }
 
 /* A uniform-enough draw in 0..BBS_SHARE_FULL-1 for member k of request r:

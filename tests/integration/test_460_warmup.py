@@ -126,6 +126,13 @@ def test_member_switched_to_bbstatus_gets_no_request_before_its_check(env):
     assert node_hits(nodes, "n") == []
     assert all(r[2] == 200 for r in load.results), \
         collections.Counter(r[2] for r in load.results)
+    # the Stby the switch gave is the module's: it goes when n routes
+    nodes.set("n", state="RUNNING")
+    post_member(h, n, {"w_hi": "1000"})
+    m = wait_until(lambda: (lambda r: r if r.get("decision") == "route"
+                            and r.get("in_rotation") else None)(
+        member(h, n)), 6, what="n in rotation once RUNNING")
+    assert "Stby" not in m["flags"], brief(m)
 
 
 # --- 2. the warm-up ramp ----------------------------------------------------
