@@ -9,7 +9,7 @@ import time
 import pytest
 
 from httpd import SHAPES, free_port, wait_until
-from bbs import (REFUSED_503_LOGS, brief, config, diag, is_, murl, params,
+from bbs import (REFUSED_503_LOGS, Load, brief, config, diag, is_, murl, params,
                  post_member, traffic, wait_members)
 
 
@@ -250,3 +250,28 @@ def test_admin_taking_the_modules_standby_off_is_kept(env):
     m = wait_members(h, {s: lambda m: "Stby" in m["flags"]}, 3,
                      "the module's Stby back")[s]
     assert m["in_rotation"] is False, brief(m)
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_admin_claim_made_right_after_a_graceful_restart_is_kept(env,
+                                                                  attempt):
+    """The balancer-manager confirmation of Hot Standby, posted as soon as
+    a graceful restart under load has brought the new generation up, while
+    the old one's children (its checker among them) still finish: the
+    claim stays the administrator's, also when s goes RUNNING. (A claim
+    posted before the restart is a run-time edit, which a restart drops as
+    mod_proxy drops balancer-manager edits without BalancerPersist.)"""
+    nodes, h, r, s = _standby_pair(env)
+    load = Load(h.port, threads=4, rate=100).start()
+    try:
+        time.sleep(0.2 * attempt)
+        off = h.graceful()
+        fields = wait_until(lambda: post_member(h, s, {}), 10,
+                            interval=0.05, what="the claim posted",
+                            ignore=(OSError, AssertionError))
+        assert fields.get("w_status_H") == "1", fields
+        h.wait_log(r"\[bbstatus:notice\].*BBS0013: balancer://bb member "
+                   + re.escape(s), 5, since=off)
+        _running_stays_standby(nodes, h, r, s)
+    finally:
+        load.stop()
