@@ -171,7 +171,11 @@ def test_balancer_in_two_vhosts_is_two_members(sim, httpd_factory):
     # got exactly those probes
     for p in ports:
         assert 3.0 / VIV * 0.6 <= checks[p] <= 3.0 / VIV + 2, (p, checks)
-        assert VIV * 800 <= recs[p]["interval_ms"] <= VIV * 1000 + 150, \
+        # checks keep their schedule (due times), so a check the 100 ms
+        # watchdog tick started late is followed by one up to a tick
+        # sooner: seen once in 17 loops beside a CI run
+        assert VIV * 1000 - 105 <= recs[p]["interval_ms"] \
+            <= VIV * 1000 + 150, \
             recs[p]
     assert abs(probes - sum(checks.values())) <= 2, (probes, checks)
     # and the traffic follows each host's own flags
