@@ -219,7 +219,9 @@ def test_inherited_balancer_is_one_member(sim, httpd_factory):
     assert 3.0 / VIV * 0.6 <= probes <= 3.0 / VIV + 2, probes
     assert abs(checks[h.port] - probes) <= 2, (probes, checks)
     assert abs(checks[port2] - checks[h.port]) <= 1, checks
-    assert VIV * 800 <= recs[port2]["interval_ms"] <= VIV * 1000 + 150, recs
+    # a tick late, then one on time: see the test above
+    assert VIV * 1000 - 105 <= recs[port2]["interval_ms"] \
+        <= VIV * 1000 + 150, recs
 
 
 # --- item: members added in balancer-manager --------------------------------
