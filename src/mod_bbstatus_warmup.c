@@ -9,8 +9,8 @@
  * (the member rules set Stby on it), so it gets requests only while no
  * checked member is usable. Right after a start nothing is checked yet:
  * a request then waits, a bounded time, until the checker's first checks
- * (made at once, in parallel) have decided something, rather than go to
- * a node that may be STARTING or STOPPING. Once every balancer of this
+ * (made at once, in parallel) have found a member that routes, or checked
+ * them all, rather than go to a node that may be STARTING or STOPPING. Once every balancer of this
  * process has a checked member, the wait costs one atomic read.
  *
  * BBStatusWarmup: a member whose ramp holds a share below its full one
@@ -48,27 +48,36 @@
  * process, and so per generation; it only ever goes from 0 to 1. */
 static volatile apr_uint32_t all_checked;
 
-/* 1 when b has a checked BBSTATUS member or none at all. */
+/* 1 when a request to b need not wait: a checked BBSTATUS member routes
+ * (the balancer prefers it to the unchecked ones, which are standby), or
+ * every one is checked, or b has none. A member checked first may be one
+ * in a standby state, beside an unchecked one that would route. */
 static int balancer_checked(proxy_balancer *b)
 {
-    int i, ours = 0;
+    int i, unchecked = 0;
 
     for (i = 0; i < b->workers->nelts; ++i) {
         proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
         bbs_slot_t *slot;
+        apr_uint32_t f;
 
         if (!bbs_method_is(w) || PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED
                                                         | PROXY_WORKER_STOPPED)) {
             continue;
         }
-        ours = 1;
         /* a member without a slot is never checked: nothing to wait for */
-        if (!(slot = bbs_shm_member(b, w, 0))
-            || (bbs_shm_flags(slot) & BBS_SLOT_CHECKED)) {
+        if (!(slot = bbs_shm_member(b, w, 0))) {
+            continue;
+        }
+        f = bbs_shm_flags(slot);
+        if (!(f & BBS_SLOT_CHECKED)) {
+            unchecked = 1;
+        }
+        else if (!(f & (BBS_SLOT_DOWN | BBS_SLOT_STANDBY_STATE))) {
             return 1;
         }
     }
-    return !ours;
+    return !unchecked;
 }
 
 static void all_checked_of(server_rec *s, proxy_server_conf *conf,
@@ -163,11 +172,16 @@ int bbs_warmup_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     apr_array_header_t *in;
     bbs_slot_t *slot;
     const char *sticky;
-    int rv, warming;
+    int rv, warming, warmup_on;
 
+    c = ap_get_module_config(r->per_dir_config, &bbstatus_module);
+    warmup_on = c && c->warmup != BBS_UNSET && c->warmup;
     if (!b) {
-        if (ap_cstr_casecmpn(*url, BALANCER_SCHEME,
-                             sizeof(BALANCER_SCHEME) - 1)
+        /* every proxied request comes here: without a ramp to apply and
+         * once the first checks are made, before any lookup */
+        if ((!warmup_on && apr_atomic_read32(&all_checked))
+            || ap_cstr_casecmpn(*url, BALANCER_SCHEME,
+                                sizeof(BALANCER_SCHEME) - 1)
             || apr_table_get(r->notes, NOTE_INNER)
             || !(b = ap_proxy_get_balancer(r->pool, conf, *url, 1))) {
             return DECLINED;
@@ -176,9 +190,7 @@ int bbs_warmup_pre_request(proxy_worker **worker, proxy_balancer **balancer,
          * balancer already */
         wait_for_first_checks(r, b);
     }
-    c = ap_get_module_config(r->per_dir_config, &bbstatus_module);
-    if (!c || c->warmup == BBS_UNSET || !c->warmup
-        || apr_table_get(r->notes, NOTE_INNER)
+    if (!warmup_on || apr_table_get(r->notes, NOTE_INNER)
         || bbs_sticky_route(r, b, *url, &sticky)
         || !(in = admitted(r, b, &warming))) {
         return DECLINED;
