@@ -223,7 +223,8 @@ def test_sticky_users_reach_a_warming_member_at_once(env):
     assert got == ["w"] * 10, got
 
 
-def test_graceful_restart_mid_ramp_goes_on_where_it_was(env):
+@pytest.mark.parametrize("how", ["graceful", "restart"])
+def test_restart_mid_ramp_goes_on_where_it_was(env, how):
     start_nodes, make = env
     names = ("a", "w")
     nodes = start_nodes([(n, "bitbucket", "RUNNING") for n in names])
@@ -240,11 +241,11 @@ def test_graceful_restart_mid_ramp_goes_on_where_it_was(env):
             lambda: (lambda m: m if m["warmup"] and m["warmup"]["share"]
                      >= 0.2 else None)(diag(h)[w]), 10,
             what="w a fifth of the way")["warmup"]
-        h.graceful()
+        getattr(h, how)()
         after = diag(h)[w]["warmup"]
     finally:
         load.stop()
-    print(f"\nbefore graceful {before}; after {after}")
+    print(f"\nbefore {how} {before}; after {after}")
     assert after is not None, "the ramp ended at the restart"
     assert before["share"] - 0.05 <= after["share"] < 1.0, (before, after)
 
