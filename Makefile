@@ -209,14 +209,17 @@ fuzz:
 	@$(MAKE) --no-print-directory build/fuzz_decide
 	@mkdir -p build/fuzz-corpus
 	cp -n tests/fuzz/corpus/* build/fuzz-corpus/ 2>/dev/null || true
+	@# a finding fails the target (the pipe to tail used to hide it)
 	./build/fuzz_decide -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    build/fuzz-corpus 2>&1 | tail -n 15
+	    build/fuzz-corpus > build/fuzz-decide.log 2>&1; rc=$$?; \
+	    tail -n 15 build/fuzz-decide.log; exit $$rc
 	@$(MAKE) --no-print-directory build/fuzz_policy
 	@mkdir -p build/fuzz-policy-corpus
 	./build/fuzz_policy -max_total_time=$(FUZZ_POLICY_SECONDS) -max_len=4096 \
-	    -timeout=10 -print_final_stats=1 build/fuzz-policy-corpus 2>&1 \
-	    | tail -n 15
+	    -timeout=10 -print_final_stats=1 build/fuzz-policy-corpus \
+	    > build/fuzz-policy.log 2>&1; rc=$$?; \
+	    tail -n 15 build/fuzz-policy.log; exit $$rc
 
 build/bbs_unit_san: $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h)
 	@mkdir -p build

@@ -122,6 +122,12 @@ void bbs_policy_step(const bbs_member_state_t *prev, const bbs_policy_in_t *in,
     }
     if (in->verdict != BBS_NO_CHECK) {
         count(&n, in, out);
+        if (!prev->checked) {
+            /* an administrator's Off of the Stby that kept an unchecked
+             * member waiting ends with that wait: the first check says
+             * what the node is, and a standby state gets its Stby */
+            n.yielded = 0;
+        }
     }
     want_hcfl = n.checked && n.down && !in->panic;
     /* a member nobody has checked yet is used only while no checked

@@ -32,6 +32,7 @@ typedef struct {
     /* before */
     int down, standby, pcount, fcount;
     int unchecked;       /* no check ran yet */
+    int yielded;         /* an administrator took the module's Stby off */
     unsigned owned, gen; /* gen 0: G */
     /* the check and the member's settings and flags now */
     int verdict, in_standby, passes, fails, panic;
@@ -170,6 +171,9 @@ static const row_t rows[] = {
     {.name = "never checked: a standby, the administrator's Stby left alone",
      .unchecked = 1, .verdict = N, .wflags = S, .admin = S,
      .x_decision = BBS_DEC_PENDING},
+    {.name = "Stby taken off while unchecked: a first check in standby sets it",
+     .unchecked = 1, .yielded = 1, .in_standby = 1, .x_standby = 1, .x_owned = S,
+     .x_set = S, .x_decision = BBS_DEC_STANDBY},
     {.name = "the first check routes: the module's Stby of an unchecked member goes",
      .unchecked = 1, .owned = S, .wflags = S, .x_clear = S,
      .x_decision = BBS_DEC_ROUTE},
@@ -203,6 +207,7 @@ static void run_row(const row_t *t, bbs_policy_out_t *out)
     prev.down = t->down;
     prev.standby = t->standby;
     prev.checked = !t->unchecked;
+    prev.yielded = t->yielded;
     prev.pcount = t->pcount;
     prev.fcount = t->fcount;
     prev.owned = t->owned;
