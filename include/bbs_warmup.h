@@ -22,8 +22,11 @@ extern "C" {
 #endif
 
 #define BBS_SHARE_FULL 1000u  /* shares are in thousandths */
-/* slower than this many times its peers' answers: the ramp goes back */
+/* slower than this many times its peers' answers, and by more than
+ * BBS_WARM_SLOW_MIN_US (below that, a few milliseconds of connection set-up
+ * on a LAN is no cold JVM): the ramp goes back */
 #define BBS_WARM_SLOW_RATIO 2u
+#define BBS_WARM_SLOW_MIN_US 5000u
 /* after this many durations the ramp ends whatever the answers say */
 #define BBS_WARM_GIVE_UP 3
 

@@ -17,7 +17,8 @@ static int slower(const bbs_warmup_in_t *in)
     }
     return in->peers_us
            && (apr_uint64_t)in->member_us
-                  > (apr_uint64_t)in->peers_us * BBS_WARM_SLOW_RATIO;
+                  > (apr_uint64_t)in->peers_us * BBS_WARM_SLOW_RATIO
+           && in->member_us - in->peers_us > BBS_WARM_SLOW_MIN_US;
 }
 
 void bbs_warmup_step(const bbs_warmup_conf_t *c, const bbs_warmup_in_t *in,
