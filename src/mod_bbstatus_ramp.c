@@ -59,30 +59,10 @@ void bbs_ramp_note(server_rec *s, const proxy_balancer *b,
     }
 }
 
-/* The answer time of the members in rotation and not warming. */
-static apr_uint32_t peers_us(proxy_balancer *b, const proxy_worker *me)
-{
-    apr_uint32_t us[PEERS_MAX];
-    int i, n = 0;
-
-    for (i = 0; i < b->workers->nelts && n < PEERS_MAX; ++i) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        bbs_slot_t *slot;
-
-        if (w == me || !PROXY_WORKER_IS_USABLE(w)
-            || PROXY_WORKER_IS_STANDBY(w) || !bbs_method_is(w)
-            || !(slot = bbs_shm_member(b, w, 0))
-            || bbs_shm_warm_share(slot) < BBS_SHARE_FULL) {
-            continue;
-        }
-        us[n++] = bbs_shm_latency(slot);
-    }
-    return bbs_warmup_median(us, n);
-}
-
 static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
                         bbs_slot_t *slot, const bbs_settings_t *set,
-                        apr_time_t now, apr_interval_time_t dt)
+                        apr_time_t now, apr_interval_time_t dt,
+                        apr_uint32_t peers_us)
 {
     bbs_shm_warm_t warm;
     bbs_warmup_in_t in;
@@ -96,11 +76,10 @@ static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
     in.elapsed = now - apr_time_from_sec(warm.start_s);
     in.dt = dt;
     in.member_us = bbs_shm_latency(slot);
-    in.peers_us = peers_us(b, w);
+    in.peers_us = peers_us;
     bbs_warmup_step(&set->warmup, &in, &out);
     if (out.state == BBS_WARM_DONE || out.state == BBS_WARM_GAVE_UP) {
-        memset(&warm, 0, sizeof(warm));
-        bbs_shm_set_warm(slot, &warm);
+        bbs_ramp_forget(slot);
         if (out.state == BBS_WARM_DONE) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, BBSLOGNO(0101)
                          "%s member %s: warmed up, full share",
@@ -123,51 +102,67 @@ static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
     bbs_shm_set_warm(slot, &warm);
 }
 
-/* Requests the balancer's members served since the last tick, and the
- * sum of the usable members' lbfactors. */
-static apr_uint32_t routed_since(proxy_balancer *b, apr_uint64_t *lbfactors)
-{
-    apr_uint32_t n = 0;
-    int i;
+typedef struct {
+    apr_uint32_t routed;    /* requests its members served since last tick */
+    apr_uint64_t lbfactors; /* of its usable members */
+    apr_uint32_t peers_us;  /* answer time of the members in rotation and
+                               not warming: what a warming one is held to */
+} balancer_pace_t;
 
-    *lbfactors = 0;
+/* One pass over b's members for what every ramp of the tick compares
+ * with. */
+static void pace_of(proxy_balancer *b, balancer_pace_t *pace)
+{
+    apr_uint32_t us[PEERS_MAX];
+    int i, n = 0;
+
+    pace->routed = 0;
+    pace->lbfactors = 0;
     for (i = 0; i < b->workers->nelts; ++i) {
         proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        int usable = PROXY_WORKER_IS_USABLE(w);
         bbs_slot_t *slot;
 
-        if (PROXY_WORKER_IS_USABLE(w)) {
-            *lbfactors += (apr_uint64_t)(w->s->lbfactor > 0 ? w->s->lbfactor
-                                                             : 1);
+        if (usable) {
+            pace->lbfactors += (apr_uint64_t)(w->s->lbfactor > 0
+                                                  ? w->s->lbfactor
+                                                  : 1);
         }
-        if (bbs_method_is(w) && (slot = bbs_shm_member(b, w, 0))) {
-            n += bbs_shm_routed_since(slot);
+        if (!bbs_method_is(w) || !(slot = bbs_shm_member(b, w, 0))) {
+            continue;
+        }
+        pace->routed += bbs_shm_routed_since(slot);
+        if (usable && !PROXY_WORKER_IS_STANDBY(w) && n < PEERS_MAX
+            && bbs_shm_warm_share(slot) >= BBS_SHARE_FULL) {
+            us[n++] = bbs_shm_latency(slot);
         }
     }
-    return n;
+    pace->peers_us = bbs_warmup_median(us, n);
 }
 
 void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings_t *set,
                    apr_time_t now, apr_interval_time_t dt)
 {
-    apr_uint64_t lbfactors;
-    apr_uint32_t routed = routed_since(b, &lbfactors);
+    balancer_pace_t pace;
     int i;
 
+    pace_of(b, &pace);
     for (i = 0; i < b->workers->nelts; ++i) {
         proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
         bbs_slot_t *slot;
 
         if (bbs_method_is(w) && (slot = bbs_shm_member(b, w, 0))) {
-            tick_member(s, b, w, slot, set, now, dt);
+            tick_member(s, b, w, slot, set, now, dt, pace.peers_us);
             if (bbs_shm_warm_share(slot) < BBS_SHARE_FULL) {
                 /* its share of what the balancer served last tick, and
                  * one more so a quiet balancer still gives it requests */
-                apr_uint64_t fair = lbfactors ? (apr_uint64_t)routed
-                                                    * (w->s->lbfactor > 0
-                                                           ? w->s->lbfactor
-                                                           : 1)
-                                                    / lbfactors
-                                              : 0;
+                apr_uint64_t fair = pace.lbfactors
+                                        ? (apr_uint64_t)pace.routed
+                                              * (w->s->lbfactor > 0
+                                                     ? w->s->lbfactor
+                                                     : 1)
+                                              / pace.lbfactors
+                                        : 0;
                 bbs_shm_set_warm_budget(
                     slot, (apr_uint32_t)(fair * bbs_shm_warm_share(slot)
                                          / BBS_SHARE_FULL)
