@@ -318,6 +318,39 @@ def _all_pids():
             yield int(name)
 
 
+def _socket_inodes(pid):
+    """Inodes of the sockets pid has open (empty when it is gone)."""
+    found = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in names:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
+
+
+def _listening_inodes():
+    """Inodes of every TCP socket in LISTEN state on this machine."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 9 and cols[3] == "0A":
+                        found.add(int(cols[9]))
+        except OSError:
+            continue
+    return found
+
+
 def _comm(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
@@ -801,7 +834,7 @@ class Httpd:
         if body is not None:
             self.body = body
             self.write_conf(body)
-        self.children()
+        old = self.children()
         offset = self.log_offset()
         rc, out = self._apache2("-k", what, record=f"-k {what}")
         if rc != 0:
@@ -821,8 +854,30 @@ class Httpd:
                     f"{self.name}: {what} not completed after {deadline}s:\n"
                     f"{out}\n--- error_log tail ---\n{_tail(log)}")
             time.sleep(0.05)
+        self._wait_old_children_stop_accepting(old, what, end)
         self.children()
         return offset
+
+    def _wait_old_children_stop_accepting(self, old, what, end):
+        """"resuming normal operations" is logged before every child of the
+        previous generation has noticed the graceful restart: until it
+        does, its listener thread still accepts connections and answers
+        them with the old configuration.  Wait until none of them holds
+        one of the main process's listening sockets any more."""
+        listening = _socket_inodes(self.pid) & _listening_inodes()
+        if not listening:
+            return
+        while True:
+            still = [pid for pid in old if pid != self.pid
+                     and _alive(pid, self._known.get(pid))
+                     and _socket_inodes(pid) & listening]
+            if not still:
+                return
+            if time.monotonic() >= end:
+                raise HttpdError(
+                    f"{self.name}: after {what}, children {still} of the "
+                    f"previous generation still hold the listening sockets")
+            time.sleep(0.02)
 
     def graceful(self, body=None, deadline=15):
         """Graceful restart (optionally with a new body); returns the error
