@@ -27,7 +27,7 @@
 
 /* ---- JSON ------------------------------------------------------------ */
 
-static json_t *history_json(request_rec *r, const bbs_record_t *rec);
+static json_t *history_json(request_rec *r, const bbs_row_t *row);
 
 static json_t *time_or_null(apr_pool_t *p, apr_time_t t)
 {
@@ -35,13 +35,12 @@ static json_t *time_or_null(apr_pool_t *p, apr_time_t t)
 }
 
 /* null while the member is not warming up */
-static json_t *warmup_json(request_rec *r, const bbs_row_t *row)
+static json_t *warmup_json(const bbs_row_t *row)
 {
-    const char *text = bbs_view_warmup(r->pool, row);
     const bbs_shm_warm_t *w = &row->warm;
     json_t *o;
 
-    if (!text) {
+    if (!row->warmup) {
         return json_null();
     }
     o = json_object();
@@ -52,7 +51,7 @@ static json_t *warmup_json(request_rec *r, const bbs_row_t *row)
                                             / 1000.0
                                       : 0.0));
     json_object_set_new(o, BBS_KEY_HELD, json_boolean(w->held));
-    json_object_set_new(o, BBS_KEY_TEXT, json_string(text));
+    json_object_set_new(o, BBS_KEY_TEXT, json_string(row->warmup));
     return o;
 }
 
@@ -61,7 +60,7 @@ static json_t *member_json(request_rec *r, const bbs_row_t *row)
     const proxy_worker *w = row->worker;
     const bbs_record_t *rec = &row->rec;
     json_t *m = json_object();
-    int checked = bbs_view_checked(row);
+    int checked = row->checked;
 
     json_object_set_new(m, BBS_KEY_NAME, json_string(bbs_wname(w)));
     json_object_set_new(m, BBS_KEY_HCMETHOD,
@@ -78,22 +77,20 @@ static json_t *member_json(request_rec *r, const bbs_row_t *row)
     }
     json_object_set_new(m, BBS_KEY_PROBE_URL, json_string(row->probe_url));
     json_object_set_new(m, BBS_KEY_STATE,
-                        bbs_view_state(row) ? json_string(bbs_view_state(row))
-                                            : json_null());
+                        row->state ? json_string(row->state) : json_null());
     json_object_set_new(m, BBS_KEY_HTTP_STATUS,
-                        checked && rec->http_status
-                            ? json_integer(rec->http_status)
-                            : json_null());
+                        row->http_status ? json_integer(row->http_status)
+                                         : json_null());
     json_object_set_new(m, BBS_KEY_DECISION,
-                        json_string(bbs_view_decision(row)));
+                        json_string(row->decision));
     json_object_set_new(m, BBS_KEY_REASON,
-                        json_string(bbs_view_reason(row)));
+                        json_string(row->reason));
     json_object_set_new(m, BBS_KEY_CHECKED_AT,
-                        time_or_null(r->pool, checked ? rec->checked_at : 0));
+                        time_or_null(r->pool, row->checked_at));
     json_object_set_new(m, BBS_KEY_CHANGED_AT,
                         time_or_null(r->pool, checked ? rec->changed_at : 0));
     json_object_set_new(m, BBS_KEY_LATENCY_MS,
-                        checked ? json_real((double)rec->latency / 1000.0)
+                        checked ? json_real((double)row->latency / 1000.0)
                                 : json_null());
     json_object_set_new(m, BBS_KEY_INTERVAL_MS,
                         checked && rec->last_interval
@@ -107,24 +104,22 @@ static json_t *member_json(request_rec *r, const bbs_row_t *row)
                         json_integer((json_int_t)rec->checks));
     json_object_set_new(m, BBS_KEY_FAILURES,
                         json_integer((json_int_t)rec->failures));
-    json_object_set_new(m, BBS_KEY_HISTORY, history_json(r, rec));
+    json_object_set_new(m, BBS_KEY_HISTORY, history_json(r, row));
     json_object_set_new(m, BBS_KEY_ANSWER_MS,
                         row->latency_us
                             ? json_real((double)row->latency_us / 1000.0)
                             : json_null());
-    json_object_set_new(m, BBS_KEY_WARMUP, warmup_json(r, row));
+    json_object_set_new(m, BBS_KEY_WARMUP, warmup_json(row));
     return m;
 }
 
-static json_t *history_json(request_rec *r, const bbs_record_t *rec)
+static json_t *history_json(request_rec *r, const bbs_row_t *row)
 {
     json_t *h = json_array();
-    apr_uint32_t n = bbs_view_changes(rec);
     apr_uint32_t i;
 
-    /* newest first */
-    for (i = 0; i < n; ++i) {
-        const bbs_change_t *c = bbs_view_change(rec, i);
+    for (i = 0; i < row->changes; ++i) {
+        const bbs_change_t *c = &row->history[i];
         json_t *e = json_object();
 
         json_object_set_new(e, BBS_KEY_AT, json_string(bbs_view_time(r->pool,
@@ -262,9 +257,9 @@ static void in_rotation_sticky(request_rec *r, const metric_t *m,
 static void state(request_rec *r, const metric_t *m, const char *labels,
                   const bbs_row_t *row)
 {
-    if (bbs_view_state(row)) {
+    if (row->state) {
         ap_rprintf(r, "%s{%s,state=\"%s\"} 1\n", m->name, labels,
-                   label(r->pool, bbs_view_state(row)));
+                   label(r->pool, row->state));
     }
 }
 
@@ -272,14 +267,13 @@ static void decision(request_rec *r, const metric_t *m, const char *labels,
                      const bbs_row_t *row)
 {
     ap_rprintf(r, "%s{%s,decision=\"%s\"} 1\n", m->name, labels,
-               bbs_view_decision(row));
+               row->decision);
 }
 
 static void http_status(request_rec *r, const metric_t *m,
                         const char *labels, const bbs_row_t *row)
 {
-    sample_int(r, m, labels,
-               bbs_view_checked(row) ? row->rec.http_status : 0);
+    sample_int(r, m, labels, row->http_status);
 }
 
 static void checks(request_rec *r, const metric_t *m, const char *labels,
@@ -297,8 +291,7 @@ static void failures(request_rec *r, const metric_t *m, const char *labels,
 static void probe_seconds(request_rec *r, const metric_t *m,
                           const char *labels, const bbs_row_t *row)
 {
-    sample_seconds(r, m, labels,
-                   bbs_view_checked(row) ? row->rec.latency : 0, 6);
+    sample_seconds(r, m, labels, row->latency, 6);
 }
 
 static void changed_at(request_rec *r, const metric_t *m,
@@ -310,8 +303,7 @@ static void changed_at(request_rec *r, const metric_t *m,
 static void checked_at(request_rec *r, const metric_t *m,
                        const char *labels, const bbs_row_t *row)
 {
-    sample_seconds(r, m, labels,
-                   bbs_view_checked(row) ? row->rec.checked_at : 0, 3);
+    sample_seconds(r, m, labels, row->checked_at, 3);
 }
 
 static void decision_changes(request_rec *r, const metric_t *m,

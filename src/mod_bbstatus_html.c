@@ -90,7 +90,7 @@ static void html_summary(request_rec *r, apr_array_header_t *rows, int from,
 
     for (i = from; i < to; ++i) {
         const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
-        const char *d = row->ours ? bbs_view_decision(row) : "";
+        const char *d = row->decision ? row->decision : "";
 
         serving += row->in_rotation;
         standby += !strcmp(d, BBS_DECISION_STANDBY);
@@ -111,7 +111,7 @@ static void html_summary(request_rec *r, apr_array_header_t *rows, int from,
 
 static const char *html_rotation(request_rec *r, const bbs_row_t *row)
 {
-    const char *warm = bbs_view_warmup(r->pool, row);
+    const char *warm = row->warmup;
     const char *rot = row->in_rotation ? "yes" : "no";
 
     if (row->in_rotation_sticky >= 0) {
@@ -125,9 +125,9 @@ static const char *html_rotation(request_rec *r, const bbs_row_t *row)
 
 /* Newest first, as small marks whose title carries time and reason, and
  * as a list a click opens (no hover on a phone). */
-static void html_history(request_rec *r, const bbs_record_t *rec, int marks)
+static void html_history(request_rec *r, const bbs_row_t *row, int marks)
 {
-    apr_uint32_t n = bbs_view_changes(rec);
+    apr_uint32_t n = row->changes;
     apr_uint32_t k;
 
     if (!n) {
@@ -141,7 +141,7 @@ static void html_history(request_rec *r, const bbs_record_t *rec, int marks)
                    "</summary><ol>", n, n == 1 ? "" : "s");
     }
     for (k = 0; k < n; ++k) {
-        const bbs_change_t *c = bbs_view_change(rec, k);
+        const bbs_change_t *c = &row->history[k];
         const char *to = bbs_decision_name(c->to);
         const char *text = apr_psprintf(
             r->pool, "%s %s &rarr; %s%s%s%s: %s", bbs_view_time(r->pool, c->at),
@@ -166,8 +166,8 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
 {
     const bbs_record_t *rec = &row->rec;
     const proxy_worker *w = row->worker;
-    int checked = bbs_view_checked(row);
-    const char *decision, *http;
+    int checked = row->checked;
+    const char *decision = row->decision, *http;
 
     ap_rprintf(r, "<tr class=\"m\" data-member=\"%s\"><td class=\"n\">%s",
                esc(r, bbs_wname(w)), esc(r, bbs_wname(w)));
@@ -185,9 +185,8 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
                    esc(r, row->flags));
         return;
     }
-    decision = bbs_view_decision(row);
     http = !checked ? "-"
-           : rec->http_status ? apr_itoa(r->pool, rec->http_status)
+           : row->http_status ? apr_itoa(r->pool, row->http_status)
            : rec->transport != BBS_TX_OK
                ? esc(r, bbs_transport_name((bbs_transport_e)rec->transport))
                : "-";
@@ -198,14 +197,14 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
                "<td data-l=\"in rotation\">%s</td>"
                "<td class=\"w\" data-l=\"flags\">%s</td>",
                esc(r, row->probe_url), decision, decision,
-               bbs_view_state(row) ? esc(r, bbs_view_state(row)) : "-", http,
+               row->state ? esc(r, row->state) : "-", http,
                html_rotation(r, row), esc(r, row->flags));
     if (checked) {
         ap_rprintf(r, "<td data-l=\"checked\" title=\"%s\">%s</td>"
                    "<td data-l=\"latency\">%.1f ms</td>",
-                   bbs_view_time(r->pool, rec->checked_at),
-                   age(r->pool, now, rec->checked_at),
-                   (double)rec->latency / 1000.0);
+                   bbs_view_time(r->pool, row->checked_at),
+                   age(r->pool, now, row->checked_at),
+                   (double)row->latency / 1000.0);
     }
     else {
         ap_rputs("<td data-l=\"checked\">-</td><td data-l=\"latency\">-</td>",
@@ -216,10 +215,10 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
                APR_UINT64_T_FMT "</td><td data-l=\"changes\">",
                w->s->pcount, w->s->passes, w->s->fcount, w->s->fails,
                rec->checks, rec->failures);
-    html_history(r, rec, 1);
+    html_history(r, row, 1);
     ap_rprintf(r, "</td></tr>\n<tr class=\"r\"><td colspan=\"11\">%s",
-               esc(r, bbs_view_reason(row)));
-    html_history(r, rec, 0);
+               esc(r, row->reason));
+    html_history(r, row, 0);
     ap_rputs("</td></tr>\n", r);
 }
 

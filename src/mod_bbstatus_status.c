@@ -75,8 +75,7 @@ int bbs_status_hook(request_rec *r, int flags)
     for (i = 0; i < rows->nelts; ++i) {
         const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
         const bbs_record_t *rec = &row->rec;
-        const char *state = bbs_view_state(row) ? bbs_view_state(row) : "-";
-        const char *reason = bbs_view_reason(row);
+        const char *state = row->state ? row->state : "-";
 
         if (!row->ours) {
             continue;
@@ -89,15 +88,15 @@ int bbs_status_hook(request_rec *r, int flags)
                        "reason=%s vhost=%s\n",
                        auto_value(r->pool, row->balancer->s->name),
                        auto_value(r->pool, bbs_wname(row->worker)),
-                       auto_value(r->pool, bbs_view_decision(row)),
+                       auto_value(r->pool, row->decision),
                        row->in_rotation,
                        row->in_rotation_sticky < 0
                            ? "-"
                            : row->in_rotation_sticky ? "1" : "0",
                        auto_value(r->pool, state),
-                       rec->http_status, rec->checks, rec->failures,
-                       (double)rec->latency / 1000.0,
-                       auto_value(r->pool, reason),
+                       row->http_status, rec->checks, rec->failures,
+                       (double)row->latency / 1000.0,
+                       auto_value(r->pool, row->reason),
                        auto_value(r->pool, row->vhost));
         }
         else {
@@ -109,14 +108,14 @@ int bbs_status_hook(request_rec *r, int flags)
                        ap_escape_html2(r->pool, row->vhost, 1),
                        ap_escape_html2(r->pool, row->balancer->s->name, 1),
                        ap_escape_html2(r->pool, bbs_wname(row->worker), 1),
-                       bbs_view_decision(row),
+                       row->decision,
                        row->in_rotation ? "yes" : "no",
                        row->in_rotation_sticky < 0
                            ? "-"
                            : row->in_rotation_sticky ? "yes" : "no",
-                       ap_escape_html2(r->pool, state, 1), rec->http_status,
+                       ap_escape_html2(r->pool, state, 1), row->http_status,
                        rec->checks, rec->failures,
-                       ap_escape_html2(r->pool, reason, 1));
+                       ap_escape_html2(r->pool, row->reason, 1));
         }
     }
     if (!(flags & AP_STATUS_SHORT) && n) {

@@ -116,19 +116,77 @@ static void collect_server(request_rec *r, server_rec *s,
     }
 }
 
+static const char *warmup_text(apr_pool_t *p, const bbs_row_t *row)
+{
+    const bbs_shm_warm_t *w = &row->warm;
+    apr_uint32_t left_ms;
+
+    if (!w->share) {
+        return NULL;
+    }
+    if (w->held) {
+        return apr_psprintf(p, "warming, held at %u%% of its share: its "
+                            "answers are more than %u times slower than "
+                            "its peers'", w->share / 10,
+                            BBS_WARM_SLOW_RATIO);
+    }
+    left_ms = w->duration_ms > w->progress_ms
+                  ? w->duration_ms - w->progress_ms
+                  : 0;
+    return apr_psprintf(p, "warming, %u%% of its share, %u s left",
+                        w->share / 10, (left_ms + 999) / 1000);
+}
+
+/* The one place a record becomes what a person or a program reads. */
+static void derive(apr_pool_t *p, bbs_row_t *row)
+{
+    const bbs_record_t *rec = &row->rec;
+    apr_uint32_t i;
+
+    if (!row->ours) {
+        return;
+    }
+    row->checked = row->has_record && rec->checks;
+    row->warmup = warmup_text(p, row);
+    /* a ring, newest at (len - 1) % BBS_HISTORY */
+    row->changes = rec->history_len < BBS_HISTORY ? rec->history_len
+                                                  : BBS_HISTORY;
+    for (i = 0; i < row->changes; ++i) {
+        row->history[i] =
+            rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
+    }
+    if (!row->checked) {
+        row->decision = BBS_DECISION_PENDING;
+        row->reason = row->has_record ? "not checked yet" : "no record";
+        return;
+    }
+    row->decision = bbs_decision_name(rec->decision);
+    row->state = rec->has_state ? rec->state : NULL;
+    row->reason = rec->reason;
+    row->http_status = rec->http_status;
+    row->latency = rec->latency;
+    row->checked_at = rec->checked_at;
+}
+
 apr_array_header_t *bbs_view_collect(request_rec *r, int scope)
 {
     apr_array_header_t *rows = apr_array_make(r->pool, 8, sizeof(bbs_row_t));
-    apr_hash_t *seen;
     server_rec *s;
+    int i;
 
     if (scope != BBS_VIEW_SERVER) {
         collect_server(r, r->server, rows, NULL);
-        return rows;
     }
-    seen = apr_hash_make(r->pool);
-    for (s = ap_server_conf; s; s = s->next) {
-        collect_server(r, s, rows, seen);
+    else {
+        apr_hash_t *seen = apr_hash_make(r->pool);
+
+        for (s = ap_server_conf; s; s = s->next) {
+            collect_server(r, s, rows, seen);
+        }
+    }
+    /* once the array no longer moves: derived fields point into rows */
+    for (i = 0; i < rows->nelts; ++i) {
+        derive(r->pool, &APR_ARRAY_IDX(rows, i, bbs_row_t));
     }
     return rows;
 }
@@ -169,60 +227,3 @@ apr_array_header_t *bbs_view_elsewhere(request_rec *r)
     return out;
 }
 
-const char *bbs_view_decision(const bbs_row_t *row)
-{
-    if (!bbs_view_checked(row)) {
-        return BBS_DECISION_PENDING;
-    }
-    return bbs_decision_name(row->rec.decision);
-}
-
-int bbs_view_checked(const bbs_row_t *row)
-{
-    return row->has_record && row->rec.checks;
-}
-
-const char *bbs_view_state(const bbs_row_t *row)
-{
-    return bbs_view_checked(row) && row->rec.has_state ? row->rec.state
-                                                       : NULL;
-}
-
-const char *bbs_view_reason(const bbs_row_t *row)
-{
-    return bbs_view_checked(row) ? row->rec.reason
-           : row->has_record     ? "not checked yet"
-                                 : "no record";
-}
-
-const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row)
-{
-    const bbs_shm_warm_t *w = &row->warm;
-    apr_uint32_t left_ms;
-
-    if (!w->share || !row->ours) {
-        return NULL;
-    }
-    if (w->held) {
-        return apr_psprintf(p, "warming, held at %u%% of its share: its "
-                            "answers are more than %u times slower than "
-                            "its peers'", w->share / 10,
-                            BBS_WARM_SLOW_RATIO);
-    }
-    left_ms = w->duration_ms > w->progress_ms
-                  ? w->duration_ms - w->progress_ms
-                  : 0;
-    return apr_psprintf(p, "warming, %u%% of its share, %u s left",
-                        w->share / 10, (left_ms + 999) / 1000);
-}
-
-apr_uint32_t bbs_view_changes(const bbs_record_t *rec)
-{
-    return rec->history_len < BBS_HISTORY ? rec->history_len : BBS_HISTORY;
-}
-
-const bbs_change_t *bbs_view_change(const bbs_record_t *rec, apr_uint32_t i)
-{
-    /* a ring, newest at (len - 1) % BBS_HISTORY */
-    return &rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
-}

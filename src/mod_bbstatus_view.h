@@ -2,9 +2,10 @@
  * Licensed under the Apache License, Version 2.0; see LICENSE.
  */
 /*
- * One row per balancer member as the diagnostics show it, gathered once
- * per request for the handler and the server-status section alike
- * (mod_bbstatus_view.c).
+ * The view: one row per balancer member, as every output shows it,
+ * gathered once per request for the handler (HTML, JSON, Prometheus) and
+ * the server-status section (HTML, ?auto) alike (mod_bbstatus_view.c).
+ * The outputs render rows; none of them works anything out again.
  */
 #ifndef MOD_BBSTATUS_VIEW_H
 #define MOD_BBSTATUS_VIEW_H
@@ -26,6 +27,20 @@ typedef struct {
     bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
     bbs_shm_warm_t warm; /* BBStatusWarmup: share 0 when not warming */
     apr_uint32_t latency_us; /* answer time the ramp compares, 0: none */
+
+    /* What every output shows of a BBSTATUS member, worked out here once
+     * so that no two outputs can word it differently. The fields of a
+     * check are 0 (or NULL) until the record holds one. */
+    int checked;
+    const char *decision; /* "pending" until checked; NULL: not ours */
+    const char *state;    /* reported last; NULL when none */
+    const char *reason;   /* explains decision */
+    const char *warmup;   /* "warming, ..."; NULL when not warming up */
+    int http_status;
+    apr_interval_time_t latency;
+    apr_time_t checked_at;
+    apr_uint32_t changes;             /* entries of history[] */
+    bbs_change_t history[BBS_HISTORY]; /* newest first */
 } bbs_row_t;
 
 /* Every member of every balancer of r's virtual host, in order, as
@@ -41,21 +56,6 @@ apr_array_header_t *bbs_view_elsewhere(request_rec *r);
 /* How every output names a virtual host: "name:port", or "name" where
  * no port is set (the main server, <VirtualHost *>). */
 const char *bbs_view_vhost(apr_pool_t *p, const server_rec *s);
-const char *bbs_view_decision(const bbs_row_t *row);
-/* Whether the member's record holds a check yet: every output shows the
- * fields of a check only then. */
-int bbs_view_checked(const bbs_row_t *row);
-/* The state the node reported last; NULL when none. */
-const char *bbs_view_state(const bbs_row_t *row);
-/* Why the member is where it is, as every output words it. */
-const char *bbs_view_reason(const bbs_row_t *row);
-/* The changes of decision a record keeps, and the i-th newest of them
- * (0: the last change). */
-apr_uint32_t bbs_view_changes(const bbs_record_t *rec);
-const bbs_change_t *bbs_view_change(const bbs_record_t *rec, apr_uint32_t i);
-/* "warming, 40% of its share, 12 s left" (or why it is held); NULL when
- * the member is not warming up. */
-const char *bbs_view_warmup(apr_pool_t *p, const bbs_row_t *row);
 /* RFC 3339 in UTC with milliseconds, as every format shows times. */
 const char *bbs_view_time(apr_pool_t *p, apr_time_t t);
 
