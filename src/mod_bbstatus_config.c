@@ -12,6 +12,30 @@
 #include "mod_bbstatus_method.h"
 #include "mod_bbstatus_config.h"
 
+/* Every default of the module, in one place. The member rules' own
+ * (BBStatusRoute, BBStatusStandby, BBStatusMaxBody) are the core's,
+ * bbs_rules_default(), which its tests and fuzzers use without httpd. */
+static const struct {
+    apr_interval_time_t timeout;
+    apr_interval_time_t reprobe;
+    apr_interval_time_t fast_interval;
+    int fast_block;
+    int panic;
+    int retry;
+    bbs_warmup_conf_t warmup;
+    int threads; /* BBStatusThreads, per server */
+} defconf = {
+    .timeout = apr_time_from_sec(5),
+    .reprobe = apr_time_from_msec(250),
+    .fast_interval = 0,
+    .fast_block = 1,
+    .panic = 1,
+    .retry = 1,
+    /* a floor of 5% of the full share, where DURATION comes alone */
+    .warmup = {.duration = 0, .floor = 50},
+    .threads = 16,
+};
+
 void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
 {
     bbs_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
@@ -19,6 +43,7 @@ void *bbs_create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     c->timeout = BBS_UNSET;
     c->reprobe = BBS_UNSET;
+    c->fast_interval = BBS_UNSET;
     c->fast_block = BBS_UNSET;
     c->panic = BBS_UNSET;
     c->retry = BBS_UNSET;
@@ -43,9 +68,8 @@ void *bbs_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->warm_floor = add->warmup != BBS_UNSET ? add->warm_floor
                                              : base->warm_floor;
     c->warmup = add->warmup != BBS_UNSET ? add->warmup : base->warmup;
-    c->fast_interval_set = add->fast_interval_set || base->fast_interval_set;
-    c->fast_interval = add->fast_interval_set ? add->fast_interval
-                                              : base->fast_interval;
+    c->fast_interval = add->fast_interval != BBS_UNSET ? add->fast_interval
+                                                       : base->fast_interval;
     return c;
 }
 
@@ -54,7 +78,7 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s)
     bbs_server_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
     (void)s;
-    c->threads = BBS_THREADS_DEFAULT;
+    c->threads = defconf.threads;
     return c;
 }
 
@@ -107,13 +131,12 @@ void bbs_settings_for(bbs_settings_t *out, ap_conf_vector_t *dir_config)
                                                    &bbstatus_module);
 
     bbs_rules_default(&out->rules);
-    out->timeout = BBS_TIMEOUT_DEFAULT;
-    out->reprobe = BBS_REPROBE_DEFAULT;
-    out->fast_interval = 0;
-    out->fast_block = 1;
-    out->panic = 1;
-    out->warmup.duration = 0;
-    out->warmup.floor = BBS_WARM_FLOOR_DEFAULT;
+    out->timeout = defconf.timeout;
+    out->reprobe = defconf.reprobe;
+    out->fast_interval = defconf.fast_interval;
+    out->fast_block = defconf.fast_block;
+    out->panic = defconf.panic;
+    out->warmup = defconf.warmup;
     if (!c) {
         return;
     }
@@ -142,9 +165,20 @@ void bbs_settings_for(bbs_settings_t *out, ap_conf_vector_t *dir_config)
     if (c->panic != BBS_UNSET) {
         out->panic = c->panic;
     }
-    if (c->fast_interval_set) {
+    if (c->fast_interval != BBS_UNSET) {
         out->fast_interval = c->fast_interval;
     }
+}
+
+int bbs_retry_on(const bbs_dir_conf_t *c)
+{
+    return c && c->retry != BBS_UNSET ? c->retry : defconf.retry;
+}
+
+apr_interval_time_t bbs_warmup_of(const bbs_dir_conf_t *c)
+{
+    return c && c->warmup != BBS_UNSET ? c->warmup
+                                       : defconf.warmup.duration;
 }
 
 void bbs_each_balancer(server_rec *s, bbs_balancer_fn *fn, void *baton)
@@ -343,7 +377,6 @@ static const char *set_fast_interval(cmd_parms *cmd, void *dconf,
     bbs_dir_conf_t *c = dconf;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
-    c->fast_interval_set = 1;
     if (!strcasecmp(arg, "off")) {
         c->fast_interval = 0;
         return NULL;
@@ -362,7 +395,7 @@ static const char *set_warmup(cmd_parms *cmd, void *dconf, const char *arg,
     apr_int64_t pct;
 
     REFUSE_OUTSIDE_BALANCER_CONTEXT(cmd);
-    c->warm_floor = BBS_WARM_FLOOR_DEFAULT;
+    c->warm_floor = defconf.warmup.floor;
     if (!strcasecmp(arg, "off") && !floor) {
         c->warmup = 0;
         return NULL;

@@ -9,26 +9,23 @@
 #include "bbs_warmup.h"
 #include "mod_bbstatus_private.h"
 
-#define BBS_THREADS_DEFAULT 16
-#define BBS_TIMEOUT_DEFAULT apr_time_from_sec(5)
-#define BBS_REPROBE_DEFAULT apr_time_from_msec(250)
-#define BBS_WARM_FLOOR_DEFAULT 50 /* thousandths: 5% of the full share */
-
 /* Per directory: server config, virtual host and <Proxy balancer://...>
- * sections; the innermost wins. */
+ * sections; the innermost wins. What no directive set is NULL (the state
+ * sets), 0 (the size) or BBS_UNSET (the rest, where 0 means off); the
+ * defaults for all of it are in one place, mod_bbstatus_config.c's
+ * defconf. */
 typedef struct {
-    const bbs_stateset_t *route;
-    const bbs_stateset_t *standby;
-    apr_size_t max_body;          /* 0: unset */
-    apr_interval_time_t timeout;  /* BBS_UNSET: unset */
-    apr_interval_time_t reprobe;
-    apr_interval_time_t fast_interval; /* 0: off */
-    int fast_block;
-    int panic;
-    int fast_interval_set;
-    int retry;                    /* BBStatusRetry; BBS_UNSET: on */
-    apr_interval_time_t warmup;   /* BBStatusWarmup; BBS_UNSET: off */
-    unsigned warm_floor;          /* its floor, thousandths */
+    const bbs_stateset_t *route;   /* BBStatusRoute */
+    const bbs_stateset_t *standby; /* BBStatusStandby */
+    apr_size_t max_body;           /* BBStatusMaxBody */
+    apr_interval_time_t timeout;   /* BBStatusTimeout */
+    apr_interval_time_t reprobe;   /* BBStatusReprobe */
+    apr_interval_time_t fast_interval; /* BBStatusFastInterval, 0: off */
+    int fast_block;                /* BBStatusFastBlock */
+    int panic;                     /* BBStatusPanic */
+    int retry;                     /* BBStatusRetry */
+    apr_interval_time_t warmup;    /* BBStatusWarmup, 0: off */
+    unsigned warm_floor;           /* its floor, thousandths */
 } bbs_dir_conf_t;
 
 /* Per server process: the thread pool is one for all balancers. */
@@ -54,6 +51,10 @@ void *bbs_create_server_conf(apr_pool_t *p, server_rec *s);
 ap_conf_vector_t *bbs_balancer_dir_config(apr_pool_t *p, server_rec *s,
                                           proxy_balancer *b);
 void bbs_settings_for(bbs_settings_t *out, ap_conf_vector_t *dir_config);
+/* BBStatusRetry and BBStatusWarmup's duration (0: off) where a request
+ * runs, c its per-directory configuration (NULL: none). */
+int bbs_retry_on(const bbs_dir_conf_t *c);
+apr_interval_time_t bbs_warmup_of(const bbs_dir_conf_t *c);
 
 /* Calls fn for every balancer of every server; a virtual host's copies of
  * the main server's balancers share their members array and workers. */

@@ -144,7 +144,7 @@ static int retry_on(request_rec *r)
     const bbs_dir_conf_t *c = ap_get_module_config(r->per_dir_config,
                                                    &bbstatus_module);
 
-    return !c || c->retry != 0;
+    return bbs_retry_on(c);
 }
 
 /* The scheme handler runs mod_proxy_http's through the hook again, which

@@ -175,7 +175,7 @@ int bbs_warmup_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     int rv, warming, warmup_on;
 
     c = ap_get_module_config(r->per_dir_config, &bbstatus_module);
-    warmup_on = c && c->warmup != BBS_UNSET && c->warmup;
+    warmup_on = bbs_warmup_of(c) != 0;
     if (!b) {
         /* every proxied request comes here: without a ramp to apply and
          * once the first checks are made, before any lookup */
@@ -227,7 +227,7 @@ void bbs_warmup_note(request_rec *r, proxy_balancer *b, proxy_worker *w)
     apr_interval_time_t took;
     bbs_slot_t *slot;
 
-    if (!c || c->warmup == BBS_UNSET || !c->warmup || !bbs_method_is(w)
+    if (!bbs_warmup_of(c) || !bbs_method_is(w)
         || !(slot = bbs_shm_member(b, w, 0))) {
         return;
     }
