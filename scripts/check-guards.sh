@@ -98,6 +98,15 @@ for f in src/mod_bbstatus_*.c src/mod_bbstatus_*.h; do
   done
 done
 
+# The outputs render the view: only mod_bbstatus_view.c turns a member's
+# record, ramp and counts into what a person or a program reads.
+if grep -nE 'row->(rec|warm|has_record)\b|bbs_shm_|bbs_record_t|->s->(pcount|fcount)' \
+     src/mod_bbstatus_handler.c src/mod_bbstatus_html.c src/mod_bbstatus_status.c; then
+  echo "check-guards: an output reads a member's record, ramp or counts" \
+       "instead of its view (mod_bbstatus_view.c)" >&2
+  fail=1
+fi
+
 # No source file over 600 lines: past that a unit does more than one
 # thing; its pure parts go to the core (src/bbs_*.c), the rest to a unit
 # of its own.

@@ -37,20 +37,16 @@ static json_t *time_or_null(apr_pool_t *p, apr_time_t t)
 /* null while the member is not warming up */
 static json_t *warmup_json(const bbs_row_t *row)
 {
-    const bbs_shm_warm_t *w = &row->warm;
     json_t *o;
 
     if (!row->warmup) {
         return json_null();
     }
     o = json_object();
-    json_object_set_new(o, BBS_KEY_SHARE, json_real(w->share / 1000.0));
+    json_object_set_new(o, BBS_KEY_SHARE, json_real(row->warm_share));
     json_object_set_new(o, BBS_KEY_SECONDS_LEFT,
-                        json_real(w->duration_ms > w->progress_ms
-                                      ? (w->duration_ms - w->progress_ms)
-                                            / 1000.0
-                                      : 0.0));
-    json_object_set_new(o, BBS_KEY_HELD, json_boolean(w->held));
+                        json_real(row->warm_seconds_left));
+    json_object_set_new(o, BBS_KEY_HELD, json_boolean(row->warm_held));
     json_object_set_new(o, BBS_KEY_TEXT, json_string(row->warmup));
     return o;
 }
@@ -58,7 +54,6 @@ static json_t *warmup_json(const bbs_row_t *row)
 static json_t *member_json(request_rec *r, const bbs_row_t *row)
 {
     const proxy_worker *w = row->worker;
-    const bbs_record_t *rec = &row->rec;
     json_t *m = json_object();
     int checked = row->checked;
 
@@ -88,22 +83,22 @@ static json_t *member_json(request_rec *r, const bbs_row_t *row)
     json_object_set_new(m, BBS_KEY_CHECKED_AT,
                         time_or_null(r->pool, row->checked_at));
     json_object_set_new(m, BBS_KEY_CHANGED_AT,
-                        time_or_null(r->pool, checked ? rec->changed_at : 0));
+                        time_or_null(r->pool, row->changed_at));
     json_object_set_new(m, BBS_KEY_LATENCY_MS,
                         checked ? json_real((double)row->latency / 1000.0)
                                 : json_null());
     json_object_set_new(m, BBS_KEY_INTERVAL_MS,
-                        checked && rec->last_interval
-                            ? json_real((double)rec->last_interval / 1000.0)
+                        row->interval
+                            ? json_real((double)row->interval / 1000.0)
                             : json_null());
-    json_object_set_new(m, BBS_KEY_PASSES, json_integer(w->s->pcount));
-    json_object_set_new(m, BBS_KEY_HCPASSES, json_integer(w->s->passes));
-    json_object_set_new(m, BBS_KEY_FAILS, json_integer(w->s->fcount));
-    json_object_set_new(m, BBS_KEY_HCFAILS, json_integer(w->s->fails));
+    json_object_set_new(m, BBS_KEY_PASSES, json_integer(row->passes));
+    json_object_set_new(m, BBS_KEY_HCPASSES, json_integer(row->hcpasses));
+    json_object_set_new(m, BBS_KEY_FAILS, json_integer(row->fails));
+    json_object_set_new(m, BBS_KEY_HCFAILS, json_integer(row->hcfails));
     json_object_set_new(m, BBS_KEY_CHECKS,
-                        json_integer((json_int_t)rec->checks));
+                        json_integer((json_int_t)row->checks));
     json_object_set_new(m, BBS_KEY_FAILURES,
-                        json_integer((json_int_t)rec->failures));
+                        json_integer((json_int_t)row->failures));
     json_object_set_new(m, BBS_KEY_HISTORY, history_json(r, row));
     json_object_set_new(m, BBS_KEY_ANSWER_MS,
                         row->latency_us
@@ -279,13 +274,13 @@ static void http_status(request_rec *r, const metric_t *m,
 static void checks(request_rec *r, const metric_t *m, const char *labels,
                    const bbs_row_t *row)
 {
-    sample_int(r, m, labels, (apr_int64_t)row->rec.checks);
+    sample_int(r, m, labels, (apr_int64_t)row->checks);
 }
 
 static void failures(request_rec *r, const metric_t *m, const char *labels,
                      const bbs_row_t *row)
 {
-    sample_int(r, m, labels, (apr_int64_t)row->rec.failures);
+    sample_int(r, m, labels, (apr_int64_t)row->failures);
 }
 
 static void probe_seconds(request_rec *r, const metric_t *m,
@@ -297,7 +292,7 @@ static void probe_seconds(request_rec *r, const metric_t *m,
 static void changed_at(request_rec *r, const metric_t *m,
                        const char *labels, const bbs_row_t *row)
 {
-    sample_seconds(r, m, labels, row->rec.changed_at, 3);
+    sample_seconds(r, m, labels, row->changed_at, 3);
 }
 
 static void checked_at(request_rec *r, const metric_t *m,
@@ -309,14 +304,14 @@ static void checked_at(request_rec *r, const metric_t *m,
 static void decision_changes(request_rec *r, const metric_t *m,
                              const char *labels, const bbs_row_t *row)
 {
-    sample_int(r, m, labels, (apr_int64_t)row->rec.history_len);
+    sample_int(r, m, labels, (apr_int64_t)row->changes_total);
 }
 
 static void warmup_share(request_rec *r, const metric_t *m,
                          const char *labels, const bbs_row_t *row)
 {
     ap_rprintf(r, "%s{%s} %.3f\n", m->name, labels,
-               row->warm.share ? row->warm.share / 1000.0 : 1.0);
+               row->warm_share);
 }
 
 static void hcinterval(request_rec *r, const metric_t *m,

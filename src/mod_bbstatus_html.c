@@ -164,7 +164,6 @@ static void html_history(request_rec *r, const bbs_row_t *row, int marks)
 
 static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
 {
-    const bbs_record_t *rec = &row->rec;
     const proxy_worker *w = row->worker;
     int checked = row->checked;
     const char *decision = row->decision, *http;
@@ -185,11 +184,7 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
                    esc(r, row->flags));
         return;
     }
-    http = !checked ? "-"
-           : row->http_status ? apr_itoa(r->pool, row->http_status)
-           : rec->transport != BBS_TX_OK
-               ? esc(r, bbs_transport_name((bbs_transport_e)rec->transport))
-               : "-";
+    http = row->http_text ? esc(r, row->http_text) : "-";
     ap_rprintf(r, "<br><span class=\"u\">%s</span></td>"
                "<td><span class=\"d %s\">%s</span></td>"
                "<td class=\"w\" data-l=\"state\">%s</td>"
@@ -213,8 +208,8 @@ static void html_member(request_rec *r, const bbs_row_t *row, apr_time_t now)
     ap_rprintf(r, "<td data-l=\"passes/fails\">%d/%d &middot; %d/%d</td>"
                "<td data-l=\"checks/failures\">%" APR_UINT64_T_FMT " / %"
                APR_UINT64_T_FMT "</td><td data-l=\"changes\">",
-               w->s->pcount, w->s->passes, w->s->fcount, w->s->fails,
-               rec->checks, rec->failures);
+               row->passes, row->hcpasses, row->fails, row->hcfails,
+               row->checks, row->failures);
     html_history(r, row, 1);
     ap_rprintf(r, "</td></tr>\n<tr class=\"r\"><td colspan=\"11\">%s",
                esc(r, row->reason));

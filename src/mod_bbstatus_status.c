@@ -74,7 +74,6 @@ int bbs_status_hook(request_rec *r, int flags)
     }
     for (i = 0; i < rows->nelts; ++i) {
         const bbs_row_t *row = &APR_ARRAY_IDX(rows, i, bbs_row_t);
-        const bbs_record_t *rec = &row->rec;
         const char *state = row->state ? row->state : "-";
 
         if (!row->ours) {
@@ -94,7 +93,7 @@ int bbs_status_hook(request_rec *r, int flags)
                            ? "-"
                            : row->in_rotation_sticky ? "1" : "0",
                        auto_value(r->pool, state),
-                       row->http_status, rec->checks, rec->failures,
+                       row->http_status, row->checks, row->failures,
                        (double)row->latency / 1000.0,
                        auto_value(r->pool, row->reason),
                        auto_value(r->pool, row->vhost));
@@ -114,7 +113,7 @@ int bbs_status_hook(request_rec *r, int flags)
                            ? "-"
                            : row->in_rotation_sticky ? "yes" : "no",
                        ap_escape_html2(r->pool, state, 1), row->http_status,
-                       rec->checks, rec->failures,
+                       row->checks, row->failures,
                        ap_escape_html2(r->pool, row->reason, 1));
         }
     }

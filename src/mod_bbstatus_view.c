@@ -116,25 +116,27 @@ static void collect_server(request_rec *r, server_rec *s,
     }
 }
 
-static const char *warmup_text(apr_pool_t *p, const bbs_row_t *row)
+static void derive_warmup(apr_pool_t *p, bbs_row_t *row)
 {
     const bbs_shm_warm_t *w = &row->warm;
     apr_uint32_t left_ms;
 
+    row->warm_share = 1.0;
     if (!w->share) {
-        return NULL;
-    }
-    if (w->held) {
-        return apr_psprintf(p, "warming, held at %u%% of its share: its "
-                            "answers are more than %u times slower than "
-                            "its peers'", w->share / 10,
-                            BBS_WARM_SLOW_RATIO);
+        return;
     }
     left_ms = w->duration_ms > w->progress_ms
                   ? w->duration_ms - w->progress_ms
                   : 0;
-    return apr_psprintf(p, "warming, %u%% of its share, %u s left",
-                        w->share / 10, (left_ms + 999) / 1000);
+    row->warm_share = w->share / 1000.0;
+    row->warm_seconds_left = left_ms / 1000.0;
+    row->warm_held = w->held != 0;
+    row->warmup = w->held
+        ? apr_psprintf(p, "warming, held at %u%% of its share: its answers "
+                       "are more than %u times slower than its peers'",
+                       w->share / 10, BBS_WARM_SLOW_RATIO)
+        : apr_psprintf(p, "warming, %u%% of its share, %u s left",
+                       w->share / 10, (left_ms + 999) / 1000);
 }
 
 /* The one place a record becomes what a person or a program reads. */
@@ -146,8 +148,14 @@ static void derive(apr_pool_t *p, bbs_row_t *row)
     if (!row->ours) {
         return;
     }
-    row->checked = row->has_record && rec->checks;
-    row->warmup = warmup_text(p, row);
+    derive_warmup(p, row);
+    row->passes = row->worker->s->pcount;
+    row->hcpasses = row->worker->s->passes;
+    row->fails = row->worker->s->fcount;
+    row->hcfails = row->worker->s->fails;
+    row->checks = rec->checks;
+    row->failures = rec->failures;
+    row->changes_total = rec->history_len;
     /* a ring, newest at (len - 1) % BBS_HISTORY */
     row->changes = rec->history_len < BBS_HISTORY ? rec->history_len
                                                   : BBS_HISTORY;
@@ -155,6 +163,7 @@ static void derive(apr_pool_t *p, bbs_row_t *row)
         row->history[i] =
             rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
     }
+    row->checked = row->has_record && rec->checks;
     if (!row->checked) {
         row->decision = BBS_DECISION_PENDING;
         row->reason = row->has_record ? "not checked yet" : "no record";
@@ -164,8 +173,15 @@ static void derive(apr_pool_t *p, bbs_row_t *row)
     row->state = rec->has_state ? rec->state : NULL;
     row->reason = rec->reason;
     row->http_status = rec->http_status;
+    row->http_text =
+        rec->http_status ? apr_itoa(p, rec->http_status)
+        : rec->transport != BBS_TX_OK
+            ? bbs_transport_name((bbs_transport_e)rec->transport)
+            : NULL;
     row->latency = rec->latency;
+    row->interval = rec->last_interval;
     row->checked_at = rec->checked_at;
+    row->changed_at = rec->changed_at;
 }
 
 apr_array_header_t *bbs_view_collect(request_rec *r, int scope)

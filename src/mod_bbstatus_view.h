@@ -21,26 +21,40 @@ typedef struct {
     int in_rotation;   /* the balancer would choose it now */
     int in_rotation_sticky; /* ... for a request whose route names it;
                              * -1: no request can name it */
-    int has_record;
     const char *flags; /* balancer-manager's words */
     const char *probe_url;
-    bbs_record_t rec;  /* a whole copy, see bbs_shm_read() */
-    bbs_shm_warm_t warm; /* BBStatusWarmup: share 0 when not warming */
     apr_uint32_t latency_us; /* answer time the ramp compares, 0: none */
 
-    /* What every output shows of a BBSTATUS member, worked out here once
-     * so that no two outputs can word it differently. The fields of a
-     * check are 0 (or NULL) until the record holds one. */
+    /* What every output shows of a BBSTATUS member, worked out in one
+     * function (mod_bbstatus_view.c, derive()) so that no two outputs can
+     * word it differently; the outputs read nothing else of a member. The
+     * fields of a check are 0 (or NULL) until the record holds one. */
     int checked;
     const char *decision; /* "pending" until checked; NULL: not ours */
     const char *state;    /* reported last; NULL when none */
     const char *reason;   /* explains decision */
-    const char *warmup;   /* "warming, ..."; NULL when not warming up */
     int http_status;
+    const char *http_text; /* the status, else why none came (refused,
+                            * timeout, ...); NULL for neither */
     apr_interval_time_t latency;
+    apr_interval_time_t interval; /* between the last two checks */
     apr_time_t checked_at;
-    apr_uint32_t changes;             /* entries of history[] */
+    apr_time_t changed_at;
+    apr_uint64_t checks;
+    apr_uint64_t failures;
+    int passes, hcpasses, fails, hcfails; /* the worker's counts, now */
+    apr_uint32_t changes_total;        /* since the record was made */
+    apr_uint32_t changes;              /* entries of history[] */
     bbs_change_t history[BBS_HISTORY]; /* newest first */
+    const char *warmup;   /* "warming, ..."; NULL when not warming up */
+    double warm_share;    /* of its full share; 1 when not warming */
+    double warm_seconds_left;
+    int warm_held;        /* its answers hold the ramp back */
+
+    /* what derive() reads */
+    int has_record;
+    bbs_record_t rec;    /* a whole copy, see bbs_shm_read() */
+    bbs_shm_warm_t warm; /* BBStatusWarmup: share 0 when not warming */
 } bbs_row_t;
 
 /* Every member of every balancer of r's virtual host, in order, as
