@@ -92,6 +92,13 @@ class Bench:
         if proc in self.procs:
             self.procs.remove(proc)
 
+    def stop_all(self, *procs):
+        """Stops each of procs that was started (not None), in order, each
+        whatever happened to the one before: a run's finally block."""
+        for proc in procs:
+            if proc is not None:
+                self.stop(proc)
+
     def close(self):
         for p in reversed(list(self.procs)):
             self.stop(p)

@@ -149,13 +149,7 @@ def rejoin_one(bench, cfg):
         at_node = node_requests(nodes, NAMES)
         problems, n_problems = log_problems(h)
     finally:
-        if sampler is not None:
-            sampler.stop()
-        if load is not None:
-            load.stop()
-        if h is not None:
-            bench.stop(h)
-        bench.stop(nodes)
+        bench.stop_all(sampler, load, h, nodes)
     recs = sorted((r for r in recs if r.t_sent is not None),
                   key=lambda r: r.t_sched)
     res = analyse_rejoin(cfg, recs, t_restart, t_run, window, at_node,

@@ -52,11 +52,7 @@ def rolling_one(bench, cfg, flavor):
         at_node = node_requests(nodes, names)
         problems, n_problems = log_problems(h)
     finally:
-        if load is not None:
-            load.stop()
-        if h is not None:
-            bench.stop(h)
-        bench.stop(nodes)
+        bench.stop_all(load, h, nodes)
     recs = sorted((r for r in recs if r.t_sent is not None),
                   key=lambda r: r.t_sent)
     tl = StateTimeline({n: "RUNNING" for n in names}, events, t_ready)
@@ -248,12 +244,7 @@ def backup_one(bench, cfg, users=False):
         load = None
         problems, n_problems = log_problems(h)
     finally:
-        for lg in (load, poll):
-            if lg is not None:
-                lg.stop()
-        if h is not None:
-            bench.stop(h)
-        bench.stop(nodes)
+        bench.stop_all(load, poll, h, nodes)
     recs = [r for r in recs if r.t_sent is not None and t_flip <= r.t_sent
             < t_end]
     settle = HC_FAILS * HC_INTERVAL + 1.5
@@ -365,11 +356,7 @@ def detection_one(bench, cfg, interval, flips_per_node, seed):
         problems, n_problems = log_problems(h)
     finally:
         stop.set()
-        if load is not None:
-            load.stop()
-        if h is not None:
-            bench.stop(h)
-        bench.stop(nodes)
+        bench.stop_all(load, h, nodes)
     recs = sorted((r for r in recs if r.t_sent is not None),
                   key=lambda r: r.t_sent)
     tl = StateTimeline({n: "RUNNING" for n in names}, events, t_ready)
@@ -565,10 +552,7 @@ def scenario_overhead(bench):
                                      mine, rest)
         problems = log_problems(a)[0] + log_problems(b)[0]
     finally:
-        for h in (a, b):
-            if h is not None:
-                bench.stop(h)
-        bench.stop(nodes)
+        bench.stop_all(a, b, nodes)
     side = [r["module_us"] / r["stock_us"] for r in rounds
             if r["module_us"] and r["stock_us"]]
     side_rps = [r["module_rps"] / r["stock_rps"] for r in rounds
@@ -832,9 +816,7 @@ def scale_one(bench, cfg, memory):
             res["json_failures"] = fails
         res["log_problems"], res["log_problem_count"] = log_problems(h)
     finally:
-        bench.stop(h)
-        for s in sims:
-            bench.stop(s)
+        bench.stop_all(h, *sims)
     return res
 
 
@@ -862,9 +844,7 @@ def scale_idle(bench, cfg):
                 else None,
                 "children_cpu": sum(per.values()) / wall}
     finally:
-        bench.stop(h)
-        for sm in sims:
-            bench.stop(sm)
+        bench.stop_all(h, *sims)
 
 
 def scenario_scale(bench, want_scale, want_memory):
