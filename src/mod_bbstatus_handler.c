@@ -114,7 +114,7 @@ static json_t *history_json(request_rec *r, const bbs_row_t *row)
     apr_uint32_t i;
 
     for (i = 0; i < row->changes; ++i) {
-        const bbs_change_t *c = &row->history[i];
+        const bbs_change_t *c = row->history[i];
         json_t *e = json_object();
 
         json_object_set_new(e, BBS_KEY_AT, json_string(bbs_view_time(r->pool,

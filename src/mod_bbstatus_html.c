@@ -141,7 +141,7 @@ static void html_history(request_rec *r, const bbs_row_t *row, int marks)
                    "</summary><ol>", n, n == 1 ? "" : "s");
     }
     for (k = 0; k < n; ++k) {
-        const bbs_change_t *c = &row->history[k];
+        const bbs_change_t *c = row->history[k];
         const char *to = bbs_decision_name(c->to);
         const char *text = apr_psprintf(
             r->pool, "%s %s &rarr; %s%s%s%s: %s", bbs_view_time(r->pool, c->at),

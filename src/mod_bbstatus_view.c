@@ -161,7 +161,7 @@ static void derive(apr_pool_t *p, bbs_row_t *row)
                                                   : BBS_HISTORY;
     for (i = 0; i < row->changes; ++i) {
         row->history[i] =
-            rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
+            &rec->history[(rec->history_len - 1 - i) % BBS_HISTORY];
     }
     row->checked = row->has_record && rec->checks;
     if (!row->checked) {

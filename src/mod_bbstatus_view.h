@@ -45,7 +45,7 @@ typedef struct {
     int passes, hcpasses, fails, hcfails; /* the worker's counts, now */
     apr_uint32_t changes_total;        /* since the record was made */
     apr_uint32_t changes;              /* entries of history[] */
-    bbs_change_t history[BBS_HISTORY]; /* newest first */
+    const bbs_change_t *history[BBS_HISTORY]; /* newest first, in rec */
     const char *warmup;   /* "warming, ..."; NULL when not warming up */
     double warm_share;    /* of its full share; 1 when not warming */
     double warm_seconds_left;
