@@ -102,6 +102,12 @@ static void tick_member(server_rec *s, proxy_balancer *b, proxy_worker *w,
     bbs_shm_set_warm(slot, &warm);
 }
 
+/* A member's weight as the balancer counts it: lbfactor, at least 1. */
+static apr_uint64_t weight_of(const proxy_worker *w)
+{
+    return (apr_uint64_t)(w->s->lbfactor > 0 ? w->s->lbfactor : 1);
+}
+
 typedef struct {
     apr_uint32_t routed;    /* requests its members served since last tick */
     apr_uint64_t lbfactors; /* of its usable members */
@@ -124,9 +130,7 @@ static void pace_of(proxy_balancer *b, balancer_pace_t *pace)
         bbs_slot_t *slot;
 
         if (usable) {
-            pace->lbfactors += (apr_uint64_t)(w->s->lbfactor > 0
-                                                  ? w->s->lbfactor
-                                                  : 1);
+            pace->lbfactors += weight_of(w);
         }
         if (!bbs_method_is(w) || !(slot = bbs_shm_member(b, w, 0))) {
             continue;
@@ -158,10 +162,7 @@ void bbs_ramp_tick(server_rec *s, proxy_balancer *b, const bbs_settings_t *set,
                  * one more so a quiet balancer still gives it requests */
                 apr_uint64_t fair = pace.lbfactors
                                         ? (apr_uint64_t)pace.routed
-                                              * (w->s->lbfactor > 0
-                                                     ? w->s->lbfactor
-                                                     : 1)
-                                              / pace.lbfactors
+                                              * weight_of(w) / pace.lbfactors
                                         : 0;
                 bbs_shm_set_warm_budget(
                     slot, (apr_uint32_t)(fair * bbs_shm_warm_share(slot)

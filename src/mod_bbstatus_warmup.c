@@ -10,8 +10,9 @@
  * checked member is usable. Right after a start nothing is checked yet:
  * a request then waits, a bounded time, until the checker's first checks
  * (made at once, in parallel) have found a member that routes, or checked
- * them all, rather than go to a node that may be STARTING or STOPPING. Once every balancer of this
- * process has a checked member, the wait costs one atomic read.
+ * them all, rather than go to a node that may be STARTING or STOPPING.
+ * Once every balancer of this process has a checked member, the wait
+ * costs one atomic read.
  *
  * BBStatusWarmup: a member whose ramp holds a share below its full one
  * (mod_bbstatus_ramp.c) is offered to the balancer's lbmethod for that
