@@ -26,13 +26,14 @@ BB = "balancer://bb"
 # what a loaded 2-core machine may add to a deadline (process scheduling)
 SLACK = 0.5
 
-# a refused connection makes mod_proxy log these at error level; under
-# concurrent load a request that picked the member just before another one
-# put it in error finds it disabled when it asks for a connection (AH00940),
-# and the balancer then fails it over like a refused one ...
-REFUSED_LOGS = (r"AH00957", r"AH00959", r"AH00940")
-# ... and this one when no member is left to serve the request
-REFUSED_503_LOGS = REFUSED_LOGS + (r"AH01114",)
+# under concurrent load a request that picked a member just before a check
+# or another request put it out finds it unusable when it asks for a
+# connection (AH00940) or once connected (AH01114: mod_proxy drops that
+# connection); the balancer then fails the request over to another member
+OUT_UNDER_LOAD_LOGS = (r"AH00940", r"AH01114")
+# a refused connection makes mod_proxy log these at error level (AH01114
+# also when no member is left to serve the request)
+REFUSED_LOGS = (r"AH00957", r"AH00959") + OUT_UNDER_LOAD_LOGS
 
 # a node whose every page fails while /status says it is fine
 FAILING_RUNNING = {"status": 503, "content_type": "application/json",

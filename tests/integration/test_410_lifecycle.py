@@ -9,7 +9,7 @@ import time
 import pytest
 
 from httpd import SHAPES, free_port, wait_until
-from bbs import (REFUSED_503_LOGS, Load, brief, config, diag, is_, murl, params,
+from bbs import (REFUSED_LOGS, Load, brief, config, diag, is_, murl, params,
                  post_member, traffic, wait_members)
 
 
@@ -111,7 +111,7 @@ def test_hot_standby_added_to_the_configuration_at_a_restart_is_kept(env):
 
 # --- 2. a request mod_proxy failed over still asks for a probe -------------
 
-@pytest.mark.allow_log(*REFUSED_503_LOGS)
+@pytest.mark.allow_log(*REFUSED_LOGS)
 def test_member_put_in_error_on_failover_is_probed_at_once(env):
     start_nodes, make = env
     ports = _early_ports(2, 10000)

@@ -18,8 +18,9 @@ import time
 
 import pytest
 
-from bbs import (BB, Load, brief, config, diag, is_, member,
-                 murl, params, post_balancer, post_member, wait_members)
+from bbs import (BB, OUT_UNDER_LOAD_LOGS, Load, brief, config, diag, is_,
+                 member, murl, params, post_balancer, post_member,
+                 wait_members)
 from httpd import MPMS, free_port, wait_until
 
 
@@ -163,6 +164,7 @@ def shares(nodes, names, t0, t1, step=1.0):
     return out
 
 
+@pytest.mark.allow_log(*OUT_UNDER_LOAD_LOGS)
 @pytest.mark.parametrize("lbmethod", ["byrequests", "bytraffic",
                                       "bybusyness"])
 def test_warming_member_share_rises_over_the_ramp(env, lbmethod):
@@ -230,6 +232,7 @@ def test_sticky_users_reach_a_warming_member_at_once(env):
     assert got == ["w"] * 10, got
 
 
+@pytest.mark.allow_log(*OUT_UNDER_LOAD_LOGS)
 @pytest.mark.parametrize("how", ["graceful", "restart"])
 def test_restart_mid_ramp_goes_on_where_it_was(env, how):
     start_nodes, make = env
