@@ -898,7 +898,9 @@ class Httpd:
     def stop(self, deadline=15):
         """Stop apache2 as Debian's apache2.service does (graceful-stop:
         SIGWINCH to the main process; GracefulShutdownTimeout bounds it),
-        wait for it, then SIGKILL whatever is left of its processes.
+        wait for it (once every child has finished, a SIGTERM spares the
+        second the MPM sleeps before it notices), then SIGKILL whatever is
+        left of its processes.
         Idempotent.  Returns True when the shutdown was clean.  (An
         ungraceful stop, SIGTERM, is what restart() exercises; see README,
         Troubleshooting, for the event MPM's race on that path.)"""
@@ -923,12 +925,26 @@ class Httpd:
                 else True
         self.children()
         clean = True
+        offset = self.log_offset()
         try:
             os.kill(pid, signal.SIGWINCH)
         except ProcessLookupError:
             pass
         end = time.monotonic() + deadline
+        cut_short = False
         while _alive(pid, self._pid_start):
+            if not cut_short and not self.children() and re.search(
+                    r"caught SIGWINCH, shutting down gracefully",
+                    self.error_log_since(offset)):
+                # every child has finished gracefully; the MPM's stop loop
+                # now only sleeps out its second before it looks again.
+                # SIGTERM ends that sleep and nothing else: the main
+                # process leaves the loop and exits as it would have.
+                cut_short = True
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
             if time.monotonic() >= end:
                 clean = False
                 self.notes.append(
