@@ -16,8 +16,9 @@ connection each, while the script runs ``apache2 -k restart`` N times,
 five times).  Children dump core into the ServerRoot; for every child
 that crashed the faulting thread's backtrace is printed (gdb) and whether
 it is the event MPM's own race at an ungraceful stop
-(``httpd.event_stop_race``).  The ServerRoot is kept when a child crashed
-(or with --keep).  Exit status 0: no crash (and with --graceful every
+(``httpd.event_stop_race``); the summary also counts that race's other
+face, AH03092 (``httpd.EVENT_STOP_LINGER``).  The ServerRoot is kept when
+a child crashed (or with --keep).  Exit status 0: no crash (and with --graceful every
 request answered 200); 1: otherwise.
 """
 
@@ -36,7 +37,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "nodes"))
 
 from bbs import member_url  # noqa: E402
-from httpd import Httpd, event_stop_race, wait_until  # noqa: E402
+from httpd import (EVENT_STOP_LINGER, Httpd, event_stop_race,  # noqa: E402
+                   wait_until)
 from httpd import version as httpd_version  # noqa: E402
 from simclient import SimNodes  # noqa: E402
 
@@ -134,6 +136,7 @@ def main():
             race += known
             print(f"{line}\n  {'the event MPM race' if known else 'OTHER'}"
                   f": {core}\n{bt}")
+        lingering = len(re.findall(EVENT_STOP_LINGER, h.error_log()))
         kind = "graceful" if args.graceful else "full"
         print(f"{'with' if with_module else 'without'} mod_bbstatus, "
               f"httpd {'.'.join(map(str, httpd_version()))}, "
@@ -141,7 +144,8 @@ def main():
               f"{took:.0f} s, "
               f"requests {client.counts} (slowest answered in "
               f"{client.slowest:.2f} s), {len(crashed)} child(ren) crashed, "
-              f"{race} of them in the event MPM's race at a full restart")
+              f"{race} of them in the event MPM's race at a full restart, "
+              f"{lingering} AH03092 line(s)")
     if crashed or args.keep:
         print(f"kept {tmp} (ServerRoot {h.root})")
     else:
