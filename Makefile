@@ -37,7 +37,11 @@ all: $(MODULE_SO)
 deps:
 	@bash scripts/deps.sh check
 
-$(UNIT_BIN): $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h)
+$(UNIT_BIN).flags: FORCE
+	$(call write-flags,$(CC) $(CORE_CFLAGS) $(CHECK_CFLAGS))
+
+$(UNIT_BIN): $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h) \
+    $(UNIT_BIN).flags
 	$(CC) $(CORE_CFLAGS) $(CHECK_CFLAGS) -o $@ $(UNIT_SRC) $(CORE_SRC) \
 	    $(APR_LIBS) $(JANSSON_LIBS) $(CHECK_LIBS)
 
@@ -71,7 +75,7 @@ bench-decide: bench/bench_decide
 	./bench/bench_decide 2
 
 clean: apxs-clean
-	rm -f $(UNIT_BIN) bench/bench_decide
+	rm -f $(UNIT_BIN) $(UNIT_BIN).flags bench/bench_decide
 
 # ---- other httpd releases ------------------------------------------------------
 # Builds httpd 2.4.37, 2.4.52, 2.4.58 and 2.4.62 from ../shared/httpd-src

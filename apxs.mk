@@ -40,7 +40,23 @@ endif
 APXS_EXTRA_CFLAGS ?=
 APXS_EXTRA_LDFLAGS ?=
 
-$(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map
+# What the module is built with, kept beside it: a build with other flags
+# (WERROR=1 after a plain build, another apxs, a package's hardening flags)
+# compiles again instead of reusing an object made without them.
+MODULE_FLAGS = $(APXS) $(BBS_WARN) $(APXS_EXTRA_CFLAGS) \
+    $(APXS_EXTRA_LDFLAGS) $(PROXY_LINK) $(JANSSON_CFLAGS) $(JANSSON_LIBS)
+
+# $(call write-flags,TEXT): the recipe of such a record; it rewrites the
+# file, and so makes what depends on it, only when TEXT changed.
+write-flags = @printf '%s\n' '$(1)' | cmp -s - $@ || printf '%s\n' '$(1)' > $@
+
+$(MODULE).flags: FORCE
+	$(call write-flags,$(MODULE_FLAGS))
+
+.PHONY: FORCE
+FORCE:
+
+$(MODULE_SO): $(MODULE_SRC) $(MODULE_HDR) $(MODULE).map $(MODULE).flags
 	$(APXS) -c -o $(MODULE).la -Iinclude -Isrc $(BBS_WARN) \
 	    $(addprefix -Wc$(comma),$(APXS_EXTRA_CFLAGS)) \
 	    $(addprefix -Wl$(comma),$(APXS_EXTRA_LDFLAGS)) \
@@ -56,4 +72,5 @@ apxs-install: $(MODULE_SO)
 	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$$($(APXS) -q LIBEXECDIR) -n bbstatus $(MODULE).la
 
 apxs-clean:
-	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o
+	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o \
+	    $(MODULE).flags
