@@ -38,7 +38,8 @@ deps:
 	@bash scripts/deps.sh check
 
 $(UNIT_BIN).flags: FORCE
-	$(call write-flags,$(CC) $(CORE_CFLAGS) $(CHECK_CFLAGS))
+	$(call write-flags,$(CC) $(CORE_CFLAGS) $(CHECK_CFLAGS) $(APR_LIBS) \
+	    $(JANSSON_LIBS) $(CHECK_LIBS))
 
 $(UNIT_BIN): $(UNIT_SRC) $(CORE_SRC) $(wildcard include/*.h tests/unit/*.h) \
     $(UNIT_BIN).flags

@@ -18,8 +18,8 @@ that crashed the faulting thread's backtrace is printed (gdb) and whether
 it is the event MPM's own race at an ungraceful stop
 (``httpd.event_stop_race``); the summary also counts that race's other
 face, AH03092 (``httpd.EVENT_STOP_LINGER``).  The ServerRoot is kept when
-a child crashed (or with --keep).  Exit status 0: no crash (and with --graceful every
-request answered 200); 1: otherwise.
+a child crashed (or with --keep).  Exit status 0: no crash (and with
+--graceful every request answered 200); 1: otherwise.
 """
 
 import argparse

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from httpd import Httpd, HttpdError, _alive, graceful_timeout, wait_until
+from httpd import Httpd, HttpdError, _alive, wait_until
 
 HELLO = """
 <Location /hello>
@@ -52,7 +52,7 @@ def test_start_get_graceful_stop(httpd_factory):
     h.graceful()
     assert h.pid == main
     assert "SIGUSR1" in h.error_log_since(off)
-    assert h.get("/hello?auto", timeout=graceful_timeout(h.mpm))[0] == 200
+    assert h.get("/hello?auto")[0] == 200
 
     off = h.restart(HELLO + "\nHeader always set X-Gen two\n")
     assert "SIGHUP" in h.error_log_since(off)
