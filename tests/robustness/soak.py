@@ -103,11 +103,15 @@ class CheckLog:
     """Follows an httpd error log from a byte offset and keeps, per member,
     the number of BBS0011 checks, the time of the last one and the longest
     gap between two consecutive ones; also every BBS0041 checker start.
-    Only whole lines are read; ``poll()`` reads what is new."""
+    Only whole lines are read; ``poll()`` reads what is new.  Checks
+    logged by a pid in ``exclude`` count only in ``check_pids`` and
+    ``pid_last``: a process that was killed may have logged its last
+    check between the offset and the kill."""
 
-    def __init__(self, path, offset=0):
+    def __init__(self, path, offset=0, exclude=()):
         self.path = path
         self.offset = offset
+        self.exclude = frozenset(exclude)
         self._rest = b""
         self.total = 0
         self.count = collections.Counter()       # member -> checks
@@ -116,6 +120,7 @@ class CheckLog:
         self.max_gap = {}                        # member -> (gap, at)
         self.verdicts = collections.Counter()
         self.check_pids = collections.Counter()  # pid -> checks logged
+        self.pid_last = {}                       # pid -> time
         self.checkers = []                       # [(time, pid)]
 
     def poll(self):
@@ -144,10 +149,13 @@ class CheckLog:
         return self.total - before
 
     def _check(self, t, pid, member, verdict):
+        self.check_pids[pid] += 1
+        self.pid_last[pid] = t
+        if pid in self.exclude:
+            return
         self.total += 1
         self.count[member] += 1
         self.verdicts[verdict] += 1
-        self.check_pids[pid] += 1
         prev = self.last.get(member)
         if prev is None:
             self.first[member] = t
