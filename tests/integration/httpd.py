@@ -18,6 +18,7 @@ import grp
 import http.client
 import os
 import pwd
+import random
 import re
 import resource
 import shutil
@@ -26,6 +27,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -131,11 +133,49 @@ def wait_until(fn, deadline, interval=0.05, what="condition", ignore=()):
         time.sleep(interval)
 
 
-def free_port():
-    """A port on 127.0.0.1 that was free a moment ago."""
+# Ports are handed out below the kernel's ephemeral range when there is
+# room: a port from bind(0) is in that range, so until its user binds it,
+# the source port of any outgoing connection, or another process's bind(0),
+# may take it. And a port is never handed out twice by one process: two
+# calls in a row could otherwise return the same one.
+_PORT_FLOOR = 10000
+_ports_given = set()
+_ports_lock = threading.Lock()
+_ports_rng = random.Random()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bind_port(port):
+    """The port bound on 127.0.0.1 (port 0: the kernel's pick), or None."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return None
         return s.getsockname()[1]
+
+
+def free_port():
+    """A port on 127.0.0.1 that was free a moment ago and that this process
+    has not handed out before."""
+    low = _ephemeral_low()
+    with _ports_lock:
+        for _ in range(500):
+            if low - _PORT_FLOOR >= 1000:
+                port = _bind_port(_ports_rng.randrange(_PORT_FLOOR, low))
+            else:
+                port = _bind_port(0)
+            if port is not None and port not in _ports_given:
+                _ports_given.add(port)
+                return port
+    raise RuntimeError("no free port on 127.0.0.1 in 500 tries")
 
 
 _compiled_in = None
