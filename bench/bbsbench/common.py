@@ -3,11 +3,18 @@ helpers (percentiles, number formatting, /proc readers, one-shot HTTP)."""
 
 import os
 import subprocess
+import sys
 import time
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(BENCH)
 HERE = BENCH             # bench/: plot.gp lives there
+
+# The bench runs httpd and the simulated nodes with the test harness
+for _path in (os.path.join(REPO, "tests", "nodes"),
+              os.path.join(REPO, "tests", "integration")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 # ---------------------------------------------------------------------------
 # Parameters

@@ -11,6 +11,7 @@ import subprocess
 import time
 
 from .common import EXPR_STATES
+from httpd import free_port
 
 # The same rule as the ProxyHCExpr configuration: which /status states
 # keep a server in rotation.
@@ -131,12 +132,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Peer:

@@ -7,13 +7,10 @@ import shutil
 import sys
 import time
 
+# .common puts the test harness on sys.path
 from .common import (CONFIGS, EXPECTED_LOG, FULL, HC_FAILS, HC_INTERVAL,
-                     HC_PASSES, QUICK, REPO, log)
+                     HC_PASSES, QUICK, log)
 from .peers import Peer, haproxy_conf, nginx_conf
-
-sys.path[:0] = [os.path.join(REPO, "tests", "integration"),
-                os.path.join(REPO, "tests", "nodes")]
-
 from httpd import Httpd  # noqa: E402
 from simclient import SimNodes  # noqa: E402
 
