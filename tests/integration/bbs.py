@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.parse
 
-from httpd import DIAG, wait_until
+from httpd import DIAG, graceful_timeout, wait_until
 
 BB = "balancer://bb"
 
@@ -140,9 +140,12 @@ def make_cert(openssl, directory, name, cn, dns="localhost", ca=True):
 
 # --- requests and the diagnostics ------------------------------------------
 
-def get(port, path, headers=None, method="GET", timeout=5, body=None):
+def get(port, path, headers=None, method="GET", timeout=None, body=None):
     """(status, {header: value}, body) of one request to 127.0.0.1:port;
-    header names in lower case."""
+    header names in lower case.  The default timeout is graceful_timeout(),
+    as for Httpd.get(): any request may follow a graceful restart."""
+    if timeout is None:
+        timeout = graceful_timeout()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -168,7 +171,9 @@ def raw_http(port, request_bytes, timeout=5):
 
 def get_json(h, path="/bbstatus?format=json", headers=None):
     """The JSON document at ``path`` of ``h`` (an Httpd or a port)."""
-    status, hdrs, body = get(getattr(h, "port", h), path, headers=headers)
+    status, hdrs, body = get(getattr(h, "port", h), path, headers=headers,
+                             timeout=graceful_timeout(getattr(h, "mpm",
+                                                              None)))
     assert status == 200, body[:500]
     ctype = hdrs.get("content-type", "")
     assert ctype.split(";")[0].strip().lower() == "application/json", ctype
