@@ -8,15 +8,9 @@ import time
 
 import pytest
 
-from httpd import SHAPES, free_port, wait_until
+from httpd import SHAPES, wait_until
 from bbs import (REFUSED_LOGS, Load, brief, config, diag, is_, murl, params,
                  post_member, traffic, wait_members)
-
-
-def _early_ports(n, interval_ms):
-    """n distinct free ports (their members' first checks come at once,
-    the next ones half an interval to an interval later)."""
-    return [free_port() for _ in range(n)]
 
 
 def _standby_pair(env, interval="1"):
@@ -52,13 +46,12 @@ def _running_stays_standby(nodes, h, r, s):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_standby_flag_survives_graceful_and_restart(env, shape, mpm):
     start_nodes, make = env
-    # a long interval, with both first checks early in it: after a
+    # a long interval, the first checks made at once at start-up: after a
     # restart the flags must come back from the records, not from a check
     # that happens to run
-    ports = _early_ports(3, 30000)
-    nodes = start_nodes([("r", "bitbucket", "RUNNING", ports[0]),
-                         ("s", "bitbucket", "STARTING", ports[1]),
-                         ("x", "bitbucket", "STOPPING", ports[2])])
+    nodes = start_nodes([("r", "bitbucket", "RUNNING"),
+                         ("s", "bitbucket", "STARTING"),
+                         ("x", "bitbucket", "STOPPING")])
     r, s, x = (murl(nodes, n) for n in "rsx")
     # prefork: one connection per child; room for the harness's own
     h = make(mpm=mpm, **({"server_limit": 6, "start_servers": 3}
@@ -107,9 +100,8 @@ def test_hot_standby_added_to_the_configuration_at_a_restart_is_kept(env):
 @pytest.mark.allow_log(*REFUSED_LOGS)
 def test_member_put_in_error_on_failover_is_probed_at_once(env):
     start_nodes, make = env
-    ports = _early_ports(2, 10000)
-    nodes = start_nodes([("a", "bitbucket", "RUNNING", ports[0]),
-                         ("b", "bitbucket", "RUNNING", ports[1])])
+    nodes = start_nodes([("a", "bitbucket", "RUNNING"),
+                         ("b", "bitbucket", "RUNNING")])
     a, b = murl(nodes, "a"), murl(nodes, "b")
     h = make()
     h.start(config([(a, params("10")), (b, params("10"))]))
@@ -144,8 +136,7 @@ def test_member_put_in_error_on_failover_is_probed_at_once(env):
 
 def test_lowered_hcinterval_reschedules_the_next_check(env):
     start_nodes, make = env
-    port = free_port()
-    nodes = start_nodes([("a", "bitbucket", "RUNNING", port)])
+    nodes = start_nodes([("a", "bitbucket", "RUNNING")])
     a = murl(nodes, "a")
     h = make()
     h.start(config([(a, params("60"))]))
